@@ -1,0 +1,115 @@
+"""Reading, writing, and the lecture's pre- and post-processing of images."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+from PIL import Image, ImageOps
+
+from .config import RGB_MEAN, RGB_STD
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def to_rgb8(img: Image.Image) -> np.ndarray:
+    """Any Pillow image as 8-bit RGB, HWC: EXIF orientation applied, alpha composited on white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode != "F" and arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(source: ImageLike) -> np.ndarray:
+    """An image from a path, a PIL image or an array, as 8-bit RGB HWC (first frame if animated)."""
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        return np.ascontiguousarray(arr[..., :3])
+    if isinstance(source, Image.Image):
+        return to_rgb8(source)
+    with Image.open(source) as img:
+        img.seek(0)
+        img.load()
+        return to_rgb8(img)
+
+
+def preprocess(img: Union[np.ndarray, nd.NDArray], image_shape: tuple[int, int], ctx: mx.Context = mx.cpu()) -> nd.NDArray:
+    """Resize to image_shape = (width, height), bilinear, normalise with ImageNet mean/std, NCHW."""
+    img = nd.array(img, dtype="float32") if isinstance(img, np.ndarray) else img.astype("float32")
+    img = mx.image.imresize(img, *image_shape, interp=1)
+    mean = nd.array(RGB_MEAN)
+    std = nd.array(RGB_STD)
+    img = (img / 255 - mean) / std
+    return img.transpose((2, 0, 1)).expand_dims(axis=0).as_in_context(ctx)
+
+
+def postprocess(X: nd.NDArray) -> nd.NDArray:
+    """The inverse of preprocess: HWC on the CPU, clipped to [0, 1]."""
+    img = X[0].as_in_context(mx.cpu())
+    return (img.transpose((1, 2, 0)) * nd.array(RGB_STD) + nd.array(RGB_MEAN)).clip(0, 1)
+
+
+def to_uint8(img: Union[np.ndarray, nd.NDArray]) -> np.ndarray:
+    """A float image in [0, 1] as 8-bit, rounded."""
+    arr = img.asnumpy() if isinstance(img, nd.NDArray) else np.asarray(img)
+    return (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str, os.PathLike], **pil_options) -> Path:
+    """Write PNG or JPEG (by extension) atomically: a crash never leaves a half-written file."""
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot save {path}: unknown image extension (use .png, .jpg or .jpeg)")
+    if isinstance(img, Image.Image):
+        pil = img
+    else:
+        arr = img.asnumpy() if isinstance(img, nd.NDArray) else np.asarray(img)
+        pil = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr))
+    if fmt == "JPEG":
+        pil_options.setdefault("quality", 95)
+    with atomic_write(path) as f:
+        pil.save(f, fmt, **pil_options)
+    return path
+
+
+class atomic_write:
+    """Context manager giving a binary file in path's folder that replaces path only on success."""
+
+    def __init__(self, path: Union[str, os.PathLike]) -> None:
+        self.path = Path(path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)

