@@ -1,0 +1,51 @@
+"""What a run leaves beside its image: a JSON log and a loss-curve plot."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Union
+
+from .images import atomic_write
+
+LOSS_NAMES = ("content", "style", "tv")
+
+
+def write_log(path: Union[str, os.PathLike], log: dict[str, Any]) -> Path:
+    """Write the run's settings and losses as JSON, atomically."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(log, indent=2, default=str).encode())
+    return Path(path)
+
+
+def plot_losses(path: Union[str, os.PathLike], history: list[dict]) -> Path:
+    """Weighted content, style and TV losses against the epoch, one line each, stages marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    history = [h for h in history if "total" in h]  # leave out events such as a recovery
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot()
+    # The x axis counts epochs across stages; the last report of a stage is its last epoch.
+    stage_epochs: dict[int, int] = {}
+    for h in history:
+        stage_epochs[h["stage"]] = max(stage_epochs.get(h["stage"], 0), h["epoch"] + 1)
+    offsets, total = {}, 0
+    for stage in sorted(stage_epochs):
+        offsets[stage] = total
+        total += stage_epochs[stage]
+        if stage > 0:
+            ax.axvline(offsets[stage], color="grey", lw=0.8, ls=":")
+    for name in LOSS_NAMES:
+        xs = [offsets[h["stage"]] + h["epoch"] for h in history]
+        ax.plot(xs, [h[name] for h in history], marker=".", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("weighted loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
+    return Path(path)
