@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED_LECTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "lecture"
+
+
+@pytest.fixture(scope="session")
+def vgg_caffe():
+    """The default feature network (Caffe VGG19, preprocessing folded, k = 1)."""
+    from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS
+    from neural_style.vgg import load_vgg
+
+    return load_vgg(CONTENT_LAYERS + STYLE_LAYERS, "caffe", scale=1.0)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def smooth_image(rng, h, w):
+    """A photo-like uint8 RGB image: smooth gradients plus a little noise."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x / w, y / h, (x + y) / (w + h)], axis=-1) * 200 + 20
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def lecture_pair():
+    content, style = SHARED_LECTURE / "rainier.jpg", SHARED_LECTURE / "autumn_oak.jpg"
+    if not (content.is_file() and style.is_file()):
+        pytest.skip(f"the lecture's images are not at {SHARED_LECTURE} (only beside the project's own checkout)")
+    return content, style

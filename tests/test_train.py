@@ -1,0 +1,95 @@
+"""Training: the loss falls, and each stage starts from the previous one's result."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+import neural_style.train as train_module
+from neural_style.config import RGB_MEAN, RGB_STD, Settings, Stage
+from neural_style.train import get_context, transfer
+
+from conftest import smooth_image
+
+
+def tiny_settings(*stages, **kw):
+    return Settings(stages=stages or (Stage(64, 48, "sgd", 5.0, 8, 200),), report_every=1, **kw)
+
+
+def demo_pair():
+    from skimage import data
+
+    return data.chelsea(), data.immunohistochemistry()
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 0.05)])
+def test_total_loss_falls(optimizer, lr):
+    result = transfer(*demo_pair(), tiny_settings(Stage(64, 48, optimizer, lr, 8, 200)))
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 7  # epochs 1..7 are reported
+    assert totals[-1] < 0.7 * totals[0]
+    assert all(np.isfinite(totals))
+    assert result.image.shape == (48, 64, 3)
+    assert 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_stage_two_starts_from_stage_one_resized(rng, monkeypatch):
+    starts = []
+    real_train = train_module.train
+
+    def spy(X, *args, **kwargs):
+        starts.append(X.asnumpy())
+        return real_train(X, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    settings = tiny_settings(Stage(32, 24, "sgd", 5.0, 3, 200), Stage(64, 48, "sgd", 1.0, 2, 100))
+    result = transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings)
+    assert [s.shape for s in starts] == [(1, 3, 24, 32), (1, 3, 48, 64)]
+    # by hand: stage 1's image x255, bilinear to 64x48, normalised
+    stage1 = result.stage_images[0] * 255
+    resized = mx.image.imresize(mx.nd.array(stage1), 64, 48, interp=1).asnumpy()
+    expected = ((resized / 255 - RGB_MEAN) / RGB_STD).transpose(2, 0, 1)[None]
+    np.testing.assert_allclose(starts[1], expected, rtol=1e-4, atol=1e-4)
+    assert result.stage_images[1].shape == (48, 64, 3)
+    assert {h["stage"] for h in result.history} == {0, 1}
+
+
+def test_learning_rate_decays_every_n_epochs():
+    settings = tiny_settings(Stage(32, 24, "sgd", 0.2, 6, 2))
+    result = transfer(*demo_pair(), settings)
+    # the lecture decays after epochs 2 and 4 (i % n == 0 and i != 0)
+    assert [h["lr"] for h in result.history] == pytest.approx([0.2, 0.2, 0.02, 0.02, 0.002])
+
+
+def test_divergence_recovers_with_lower_lr_and_never_returns_nan(rng):
+    events = []
+    settings = tiny_settings(Stage(64, 48, "sgd", 5.0, 12, 200))
+    result = transfer(*demo_pair(), settings, callback=lambda p: p.event and events.append(p))
+    assert events, "lr 5 at 64x48 diverges; the run should have recovered"
+    assert events[0].lr == pytest.approx(0.5)
+    assert "diverged" in events[0].event
+    assert np.isfinite(result.image).all()
+    totals = [h["total"] for h in result.history if "total" in h]
+    assert np.isfinite(totals[-1]) and totals[-1] < totals[0]
+
+
+def test_divergence_gives_up_with_clear_error():
+    from neural_style.train import DivergedError
+
+    settings = tiny_settings(Stage(64, 48, "sgd", 1e6, 30, 200), max_recoveries=1)
+    with pytest.raises(DivergedError, match="lower --lr"):
+        transfer(*demo_pair(), settings)
+
+
+def test_same_seed_same_image(rng):
+    content, style = smooth_image(rng, 24, 32), smooth_image(rng, 24, 32)
+    settings = tiny_settings(Stage(32, 24, "adam", 0.05, 3, 200), seed=3)
+    a, b = transfer(content, style, settings), transfer(content, style, settings)
+    np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_devices():
+    assert get_context("cpu") == mx.cpu()
+    with pytest.raises(ValueError, match="unknown device"):
+        get_context("tpu")
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        with pytest.raises(RuntimeError, match="without CUDA"):
+            get_context("gpu:0")
