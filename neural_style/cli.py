@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE",
-                   help="content image and style image (any common format); none, or `demo`, runs the demo. "
+                   help="content image and style image (any common format, or skimage:NAME for an image "
+                        "inside scikit-image, e.g. skimage:coffee); none, or `demo`, runs the demo. "
                         "`neural-style info IMAGE` prints the settings a result was made with")
     p.add_argument("-o", "--output", type=Path,
                    help="output image, .png or .jpg (default: CONTENT_STYLE.png, or out/demo.png for the demo); "
@@ -241,6 +242,36 @@ def demo_images():
     return data.chelsea(), data.immunohistochemistry()
 
 
+DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "skimage:immunohistochemistry"
+SKIMAGE = "skimage:"
+# Callables of skimage.data that are not images.
+NOT_IMAGES = {"download_all", "lbp_frontal_face_cascade_filename"}
+
+
+def image_arg(text: str):
+    """An image argument: a path, or skimage:NAME for scikit-image's own skimage.data.NAME()."""
+    if not text.startswith(SKIMAGE):
+        return text
+    from skimage import data
+
+    name = text[len(SKIMAGE):]
+    loader = None if name.startswith("_") or name in NOT_IMAGES else getattr(data, name, None)
+    if not callable(loader):
+        raise ValueError(f"scikit-image has no image {name!r} (for example skimage:chelsea, skimage:coffee, "
+                         "skimage:astronaut)")
+    try:
+        img = loader()
+    except Exception as e:  # images not in the wheel need pooch and a download
+        raise ValueError(f"cannot load {text} ({type(e).__name__}: {e})") from None
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] in (3, 4))):
+        raise ValueError(f"{text} is not a 2-D image (shape {img.shape})")
+    return img
+
+
+def image_stem(name: str) -> str:
+    return name[len(SKIMAGE):] if name.startswith(SKIMAGE) else Path(name).stem
+
+
 class ProgressBar:
     """tqdm over all epochs of all stages, showing the latest losses."""
 
@@ -277,18 +308,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     defaults = DEMO_STAGES if demo or images == ["demo"] else LECTURE_STAGES
     settings = settings_from_args(args, defaults, parser)
     if demo:
-        content, style = demo_images()
-        names = ("skimage.data.chelsea", "skimage.data.immunohistochemistry")
-        styles = [style]
+        names = (DEMO_CONTENT, DEMO_STYLE)
         output = args.output or Path("out/demo.png")
     else:
-        content, styles = images[0], args.style or images[1:]
-        if content == "demo":
-            content = demo_images()[0]
-            names = ("skimage.data.chelsea", *styles)
-        else:
-            names = (content, *styles)
-        output = args.output or Path(f"{Path(names[0]).stem}_{'+'.join(Path(s).stem for s in styles)}.png")
+        names = (DEMO_CONTENT if images[0] == "demo" else images[0], *(args.style or images[1:]))
+        output = args.output or Path(f"{image_stem(names[0])}_{'+'.join(map(image_stem, names[1:]))}.png")
+    try:
+        content, *styles = (image_arg(name) for name in names)
+    except ValueError as e:
+        parser.error(str(e))
     if settings.style_blend is not None and len(settings.style_blend) != len(styles):
         parser.error(f"--style-blend has {len(settings.style_blend)} weights for {len(styles)} style images")
 
@@ -377,15 +405,13 @@ def info_main(argv: Sequence[str]) -> int:
             for i, st in enumerate(settings.stages, start=1):
                 print(f"  stage {i}: {size_text(st)}, {st.optimizer} lr {st.lr:g}, {st.epochs} epochs, "
                       f"lr x{st.lr_decay:g} every {st.lr_decay_epoch}")
+        elif key in ("content_layers", "style_layers"):
+            print(f"  {key}: " + ", ".join(f"{i} ({layer_name(i)})" for i in value))
         else:
             print(f"  {key}: {value}")
     if content is None:
         content, styles = "CONTENT", ["STYLE"]
-    demo = content == "skimage.data.chelsea" and styles == ["skimage.data.immunohistochemistry"]
-    if demo:
-        inputs = ["demo"]
-    else:
-        inputs = [content, styles[0]] if len(styles) == 1 else [content, "--style", *styles]
+    inputs = [content, styles[0]] if len(styles) == 1 else [content, "--style", *styles]
     print("command:")
     print("  " + shlex.join(["python", "-m", "neural_style", *inputs, *settings_to_argv(settings)]))
     return 0

@@ -141,11 +141,17 @@ def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Seque
 
 # ---- the starting image ----------------------------------------------------------------------
 
+# --init random: mid-grey with Gaussian noise (on the 0..255 scale). Full-range white noise
+# (Gatys et al. with L-BFGS) is still mostly noise after a few hundred first-order steps; a
+# milder start becomes an image in the epochs a run here has, and still varies with the seed.
+RANDOM_INIT_MEAN = 127.5
+RANDOM_INIT_STD = 16.0
+
 def initial_image(settings: Settings, content_X: nd.NDArray, stage: Stage, rng: np.random.Generator,
                   ctx: mx.Context) -> nd.NDArray:
     """The first stage's starting image (preprocessed) for settings.init.
 
-    "content": the content image (the lecture). "random": uniform noise over 0..255 from rng
+    "content": the content image (the lecture). "random": mid-grey plus Gaussian noise from rng
     (grey noise in luminance mode). Otherwise a path: that image resized to the stage.
     """
     luma = settings.preserve_colors == "luminance"
@@ -153,8 +159,8 @@ def initial_image(settings: Settings, content_X: nd.NDArray, stage: Stage, rng: 
         return content_X
     w, h = stage.image_shape
     if settings.init == "random":
-        noise = rng.uniform(0.0, 255.0, size=(h, w, 1 if luma else 3))
-        img = np.repeat(noise, 3, axis=-1) if luma else noise
+        noise = rng.normal(RANDOM_INIT_MEAN, RANDOM_INIT_STD, size=(h, w, 1 if luma else 3))
+        img = np.clip(np.repeat(noise, 3, axis=-1) if luma else noise, 0.0, 255.0)
     else:
         try:
             img = load_image(settings.init)

@@ -102,6 +102,7 @@ def test_info_prints_settings_and_a_command_that_repeats_the_run(tmp_path, trio,
     text = info.stdout
     assert "neural-style 0.1.0" in text and f"content: {trio[0]}" in text
     assert "style_blend: [0.7, 0.3]" in text and "preserve_colors: luminance" in text
+    assert "style_layers: 0 (conv1_1), 6 (relu2_1), 10 (conv3_1)" in text
     assert "stage 1: 32x24, adam lr 0.05, 3 epochs" in text and "stage 2: 40x30" in text
     command = shlex.split(text.split("command:\n")[1].strip())
     assert command[:3] == ["python", "-m", "neural_style"] and "--seed" in command  # the drawn seed
@@ -112,6 +113,18 @@ def test_info_prints_settings_and_a_command_that_repeats_the_run(tmp_path, trio,
     assert main(["info", str(out), "--json"]) == 0
     raw = json.loads(capsys.readouterr().out)
     assert raw["version"] == "0.1.0" and raw["settings"]["style_layers"] == [0, 6, 10]
+
+
+def test_images_inside_scikit_image_by_name():
+    from skimage import data
+
+    from neural_style.cli import image_arg
+
+    np.testing.assert_array_equal(image_arg("skimage:coffee"), data.coffee())
+    assert image_arg("photos/cat.jpg") == "photos/cat.jpg"
+    for bad in ("skimage:nope", "skimage:download_all", "skimage:_fetch"):
+        with pytest.raises(ValueError, match="scikit-image has no image"):
+            image_arg(bad)
 
 
 def test_info_on_an_image_without_settings(tmp_path, rng, capsys):
