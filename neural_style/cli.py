@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=positive(float), nargs="+", help="learning rate of each stage (default: 5 1)")
     s.add_argument("--lr-decay-epoch", type=positive(int), nargs="+", metavar="N",
                    help="multiply the learning rate by 0.1 every N epochs (default: 200 100)")
-    s.add_argument("--optimizer", nargs="+", choices=["sgd", "adam", "nag", "rmsprop", "adagrad"],
-                   help="gluon optimizer of each stage (default: sgd)")
+    s.add_argument("--optimizer", nargs="+", choices=["sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad"],
+                   help="optimizer of each stage (default: sgd, the lecture's); lbfgs converges fastest, use --lr 1")
     w = p.add_argument_group("losses")
     w.add_argument("--content-weight", type=non_negative, default=Settings.content_weight, help="default: %(default)g")
     w.add_argument("--style-weight", type=non_negative, default=Settings.style_weight, help="default: %(default)g")

@@ -9,6 +9,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
+from . import optim  # noqa: F401  (registers the 'lbfgs' optimizer with Gluon)
 from .config import Settings, Stage
 from .generated import generated_image
 from .images import ImageLike, load_image, postprocess, preprocess

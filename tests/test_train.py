@@ -20,7 +20,7 @@ def demo_pair():
     return data.chelsea(), data.immunohistochemistry()
 
 
-@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 0.05)])
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 0.05), ("lbfgs", 1.0)])
 def test_total_loss_falls(optimizer, lr):
     result = transfer(*demo_pair(), tiny_settings(Stage(64, 48, optimizer, lr, 8, 200)))
     totals = [h["total"] for h in result.history]
