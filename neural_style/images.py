@@ -153,6 +153,8 @@ def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str,
         pil = img
     else:
         arr = img.asnumpy() if isinstance(img, nd.NDArray) else np.asarray(img)
+        if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+            raise ValueError(f"refusing to write {path}: the image holds NaN or infinite values")
         pil = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr))
     if fmt == "JPEG":
         pil_options.setdefault("quality", 95)
@@ -162,7 +164,11 @@ def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str,
 
 
 class atomic_write:
-    """Context manager giving a binary file in path's folder that replaces path only on success."""
+    """Context manager giving a binary file in path's folder that replaces path only on success.
+
+    The data is flushed to disk before the rename, so even a power cut leaves either the old
+    file or the complete new one; on any error (Ctrl-C included) the temporary file is removed.
+    """
 
     def __init__(self, path: Union[str, os.PathLike]) -> None:
         self.path = Path(path)
@@ -177,8 +183,20 @@ class atomic_write:
         return self.file
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self._discard()
+            raise
+        if exc_type is not None:
+            self._discard()
+
+    def _discard(self) -> None:
         self.file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
