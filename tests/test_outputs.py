@@ -160,3 +160,9 @@ def test_nan_never_reaches_a_written_image(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         save_image(img, tmp_path / "nan.png")
     assert not (tmp_path / "nan.png").exists() and leftovers(tmp_path) == []
+
+
+def test_log_stays_strict_json_when_a_loss_was_nan(tmp_path):
+    path = write_log(tmp_path / "r.json", {"history": [{"epoch": 4, "total": float("nan")}, {"x": (1.0, float("inf"))}]})
+    log = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert log["history"] == [{"epoch": 4, "total": "nan"}, {"x": [1.0, "inf"]}]
