@@ -23,6 +23,17 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def png_rgb48(arr16: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG, built by hand: Pillow reads such files but does not write them."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = arr16.shape
+    rows = b"".join(b"\0" + arr16[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def encoded(arr: np.ndarray, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, fmt, **kw)
@@ -130,6 +141,7 @@ def odd_images(rng):
     save("cmyk.jpg", Image.fromarray(photo).convert("CMYK"), "JPEG")
     save("sixteen_bit.png", Image.fromarray((photo[..., 0].astype(np.uint16) * 257)), "PNG")
     save("float.tif", Image.fromarray(photo[..., 0].astype(np.float32)), "TIFF")
+    out["rgb48.png"] = (png_rgb48(photo.astype(np.uint16) * 257), (48, 64))
     exif = Image.Exif()
     exif[0x0112] = 8  # rotate 90 degrees counter-clockwise on display
     save("exif_rotated.jpg", Image.fromarray(photo), "JPEG", shape=(64, 48), exif=exif.tobytes())
@@ -154,6 +166,8 @@ def test_sixteen_bit_keeps_its_range_and_gif_gives_its_first_frame(tmp_path, rng
     photo = smooth_image(np.random.default_rng(0), 48, 64)  # odd_images' photo: the rng fixture is seeded 0
     sixteen = read_image(tmp_path / "16.png")
     assert sixteen.max() > 200  # 16-bit values scaled, not clipped to 255 or divided to black
+    (tmp_path / "48.png").write_bytes(images["rgb48.png"][0])
+    np.testing.assert_array_equal(read_image(tmp_path / "48.png"), photo)
     gif = read_image(tmp_path / "a.gif").astype(int)
     # the first frame is the photo, the second its negative: compare mean brightness
     assert abs(gif.mean() - photo.mean()) < abs(gif.mean() - (255 - photo).mean())
