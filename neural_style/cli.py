@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .config import DEMO_STAGES, LECTURE_STAGES, STYLE_LAYERS, CONTENT_LAYERS, Settings, Stage
+from .config import DEMO_STAGES, LECTURE_STAGES, MAX_PIXELS, STYLE_LAYERS, CONTENT_LAYERS, Settings, Stage
 
 DESCRIPTION = """\
 Neural style transfer (Gatys et al.) as in the d2l.ai / STAT 157 lecture: the generated image is
@@ -38,7 +41,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def positive(kind):
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
         return value
     parse.__name__ = kind.__name__
@@ -47,9 +50,21 @@ def positive(kind):
 
 def non_negative(text: str) -> float:
     value = float(text)
-    if not value >= 0:
+    if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
+
+
+def pixel_count(text: str) -> int:
+    """'250000000', '250M' or '2.5e8' -> 250000000."""
+    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count such as 250000000 or 250M") from None
+    if not (value >= 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report-every", type=positive(int), default=Settings.report_every, metavar="N",
                    help="read and log the losses every N epochs (default: %(default)s)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--overwrite", action="store_true",
+                   help="allow the output to replace one of the input images (refused otherwise)")
+    r.add_argument("--max-pixels", type=pixel_count, default=MAX_PIXELS, metavar="N",
+                   help="refuse input images that declare more pixels than this, before decoding them "
+                        "(decompression bombs); e.g. 500M (default: %(default)s)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -129,10 +149,58 @@ class ProgressBar:
         self.bar.set_description(f"stage {p.stage + 1}/{p.stages} {stage.width}x{stage.height}", refresh=False)
         if p.losses is not None:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
+        if p.event is not None:  # a recovery from divergence: say so even with --quiet
+            self.bar.write(f"neural-style: warning: {p.event}", file=sys.stderr)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
+
+
+class Signals:
+    """SIGINT and SIGTERM during a run: the first asks training to stop after the current epoch
+    (the latest image and the log are then saved); a second one quits at once without saving.
+    While files are being written, signals only wait their turn, so no write is cut short.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signum: Optional[int] = None
+        self.saving = False
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> "Signals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.stop.set()
+            if not self.saving:
+                print(f"\nneural-style: {signal.Signals(signum).name} received; stopping after this epoch and "
+                      "saving the latest image (send it again to quit without saving)", file=sys.stderr, flush=True)
+        elif not self.saving:
+            raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+
+def error(message: object) -> int:
+    """Print one line (an MXNet error without the C++ traceback MXNet puts in its text); exit status 2."""
+    text = str(message)
+    if "MXNetError:" in text:
+        text = text.rsplit("MXNetError:", 1)[1].strip()
+    print(f"neural-style: error: {text}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -148,37 +216,93 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         style_weight=args.style_weight, tv_weight=args.tv_weight, content_layers=CONTENT_LAYERS,
         style_layers=STYLE_LAYERS, weights=args.weights, weights_file=args.weights_file,
         scale=args.scale, device=args.device, seed=args.seed, report_every=args.report_every,
+        max_pixels=args.max_pixels,
     )
+    try:
+        settings.validate()
+    except ValueError as e:
+        parser.error(str(e))
     if demo:
-        content, style = demo_images()
         names = ("skimage.data.chelsea", "skimage.data.immunohistochemistry")
         output = args.output or Path("out/demo.png")
     else:
-        content, style = images
         names = tuple(images)
-        output = args.output or Path(f"{Path(content).stem}_{Path(style).stem}.png")
+        output = args.output or Path(f"{Path(images[0]).stem}_{Path(images[1]).stem}.png")
 
-    from .images import save_image
+    from .images import read_image, save_image
+    from .outputs import check_outputs, output_paths
     from .report import plot_losses, write_log
-    from .train import transfer
+    from .train import DivergedError, Interrupted, OutOfMemory, transfer
+    from .vgg import min_side
     from .weights import WeightsError
 
+    # Everything cheap is checked before VGG is loaded: a bad file or folder fails in seconds.
+    paths = output_paths(output)
+    try:
+        if demo:
+            check_outputs(paths)
+            content, style = demo_images()
+        else:
+            content = read_image(images[0], settings.max_pixels, "content image")
+            style = read_image(images[1], settings.max_pixels, "style image")
+            check_outputs(paths, images, args.overwrite)
+    except (ValueError, OSError) as e:
+        return error(e)
+    smallest = min_side(tuple(settings.content_layers) + tuple(settings.style_layers))
+    for role, name, img in (("content", names[0], content), ("style", names[1], style)):
+        if min(img.shape[:2]) < smallest:
+            print(f"neural-style: warning: {role} image {name} is only {img.shape[1]}x{img.shape[0]} px, less than "
+                  f"the {smallest} px per side the network resolves; it is upscaled to each stage's size, "
+                  "so expect a blurry result", file=sys.stderr)
+
+    log = {"version": __version__, "content": names[0], "style": names[1], "output": str(output),
+           "settings": settings.to_dict()}
     bar = ProgressBar(settings, enabled=not args.quiet)
     start = time.perf_counter()
-    try:
-        result = transfer(content, style, settings, bar)
-    except (WeightsError, OSError, ValueError, RuntimeError) as e:
+    with Signals() as signals:
+        try:
+            result = transfer(content, style, settings, bar, stop=signals.stop)
+            failure, log["status"] = None, "completed"
+        except (Interrupted, DivergedError, OutOfMemory) as e:
+            result, failure = e.result, e
+            log["status"] = {Interrupted: "interrupted", DivergedError: "diverged"}.get(type(e), "out of memory")
+            log["stopped_at"] = {"stage": e.stage, "epoch": e.epoch}
+            if isinstance(e, Interrupted):
+                log["signal"] = signal.Signals(signals.signum).name if signals.signum else None
+            else:
+                log["error"] = str(e)
+        except KeyboardInterrupt:  # the second signal: quit without saving
+            bar.close()
+            print("neural-style: quit without saving", file=sys.stderr)
+            return signals.exit_code if signals.signum else 130
+        except (WeightsError, OSError, ValueError, RuntimeError) as e:
+            bar.close()
+            return error(e)
         bar.close()
-        print(f"neural-style: error: {e}", file=sys.stderr)
-        return 2
-    bar.close()
-    save_image(result.image, output)
-    log = {"version": __version__, "content": names[0], "style": names[1], "output": str(output),
-           "settings": settings.to_dict(), "seconds": time.perf_counter() - start,
-           "stage_seconds": result.stage_seconds, "history": result.history}
-    stem = output.with_suffix("")
-    write_log(f"{stem}.json", log)
-    plot_losses(f"{stem}_loss.png", result.history)
-    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}), "
-          f"{stem}_loss.png and {stem}.json in {log['seconds']:.0f} s")
+        signals.saving = True
+        saved = None
+        if result is not None:
+            log.update(seconds=time.perf_counter() - start, stage_seconds=result.stage_seconds, history=result.history)
+            try:
+                save_image(result.image, paths[0])
+                write_log(paths[2], log)
+                written = [paths[0], paths[2]]
+                if any("total" in h for h in result.history):
+                    plot_losses(paths[1], result.history)
+                    written.insert(1, paths[1])
+            except (OSError, ValueError) as e:
+                return error(f"could not save the result: {e}")
+            saved = (f"{paths[0]} ({result.image.shape[1]}x{result.image.shape[0]}), "
+                     f"{' and '.join(str(p) for p in written[1:])}")
+    if isinstance(failure, Interrupted) or signals.signum is not None:
+        name = signal.Signals(signals.signum).name if signals.signum else "an interrupt"
+        where = f"saved the latest image: {saved}" if saved else "there was no image to save yet"
+        when = ("as the run finished" if failure is None else
+                f"at stage {failure.stage + 1}/{len(settings.stages)}, epoch {failure.epoch}")
+        print(f"neural-style: interrupted by {name} {when}; {where}", file=sys.stderr)
+        return signals.exit_code if signals.signum else 130
+    if failure is not None:
+        where = f"; saved the last good image: {saved}" if saved else ""
+        return error(f"{failure}{where}")
+    print(f"wrote {saved} in {log['seconds']:.0f} s")
     return 0

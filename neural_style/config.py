@@ -1,6 +1,8 @@
 """All settings in one place, with the lecture's values as defaults."""
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
@@ -15,6 +17,14 @@ CONTENT_LAYERS = (25,)
 # Activation scale k applied to the Caffe VGG19 so the lecture's loss weights and learning
 # rates keep their meaning (see docs/CALIBRATION.md for how it was chosen).
 CAFFE_SCALE = 100.0
+
+# Input images that declare more pixels than this are refused before they are decoded
+# (decompression bombs); --max-pixels / Settings.max_pixels raises it. 250 MP decodes to 750 MB.
+MAX_PIXELS = 250_000_000
+
+# Images and stages more elongated than this are refused: every stage is stretched to its
+# WIDTHxHEIGHT, and a 10:1 image still keeps 16 px on its short side at 160 px on its long one.
+MAX_ASPECT_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class Settings:
     report_every: int = 50
     # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
     max_recoveries: int = 3
+    # Refuse input images that declare more pixels than this (see MAX_PIXELS).
+    max_pixels: int = MAX_PIXELS
 
     @property
     def activation_scale(self) -> float:
@@ -76,6 +88,71 @@ class Settings:
 
     def with_stages(self, *stages: Stage) -> "Settings":
         return replace(self, stages=tuple(stages))
+
+    def validate(self) -> "Settings":
+        """Raise ValueError naming the first setting that cannot work; returns self.
+
+        Cheap: it runs before VGG is loaded, so a bad option fails at once, for the command
+        line and for Python callers alike.
+        """
+        from .vgg import CONV_INDICES, CONV_NAMES, min_side
+
+        def number(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+            if value < low or (value == low and not allow_low):
+                raise ValueError(f"{name} must be {'at least' if allow_low else 'greater than'} {low:g}, not {value!r}")
+
+        def integer(name: str, value: Any, low: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}")
+
+        layers = ", ".join(f"{i} ({n})" for i, n in zip(CONV_INDICES, CONV_NAMES))
+        for kind in ("content", "style"):
+            taps = getattr(self, f"{kind}_layers")
+            if not taps:
+                raise ValueError(f"at least one {kind} layer is needed")
+            for tap in taps:
+                if isinstance(tap, bool) or tap not in CONV_INDICES:
+                    raise ValueError(f"{kind} layer {tap!r} is not a VGG19 convolution; use one of {layers}")
+        deepest = max(tuple(self.content_layers) + tuple(self.style_layers))
+        smallest = min_side((deepest,))
+        if not self.stages:
+            raise ValueError("at least one stage is needed")
+        from mxnet.optimizer import Optimizer
+
+        for n, stage in enumerate(self.stages, 1):
+            where = f"stage {n}"
+            integer(f"{where} width", stage.width, 1)
+            integer(f"{where} height", stage.height, 1)
+            if min(stage.width, stage.height) < smallest:
+                raise ValueError(
+                    f"{where} size {stage.width}x{stage.height} is too small: VGG19's max-pools need at least "
+                    f"{smallest} px per side up to layer {deepest}")
+            ratio = max(stage.width, stage.height) / min(stage.width, stage.height)
+            if ratio > MAX_ASPECT_RATIO:
+                raise ValueError(f"{where} size {stage.width}x{stage.height} has an aspect ratio of {ratio:.3g}:1; "
+                                 f"at most {MAX_ASPECT_RATIO:g}:1 is supported")
+            if not isinstance(stage.optimizer, str) or stage.optimizer.lower() not in Optimizer.opt_registry:
+                raise ValueError(f"{where} optimizer {stage.optimizer!r} is not a gluon optimizer (e.g. sgd, adam)")
+            number(f"{where} learning rate", stage.lr)
+            integer(f"{where} epochs", stage.epochs, 1)
+            integer(f"{where} lr_decay_epoch", stage.lr_decay_epoch, 1)
+            number(f"{where} lr_decay", stage.lr_decay)
+            if stage.lr_decay > 1:
+                raise ValueError(f"{where} lr_decay must be at most 1 (it multiplies the learning rate), "
+                                 f"not {stage.lr_decay!r}")
+        number("content weight", self.content_weight, allow_low=True)
+        number("style weight", self.style_weight)
+        number("tv weight", self.tv_weight, allow_low=True)
+        if self.weights not in ("caffe", "gluon"):
+            raise ValueError(f"unknown weights source {self.weights!r} (choose 'caffe' or 'gluon')")
+        if self.scale is not None:
+            number("scale", self.scale)
+        integer("report_every", self.report_every, 1)
+        integer("max_recoveries", self.max_recoveries, 0)
+        integer("max_pixels", self.max_pixels, 1)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

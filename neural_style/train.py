@@ -1,9 +1,10 @@
 """Training: optimise the generated image one stage at a time, small to large."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import mxnet as mx
 import numpy as np
@@ -34,12 +35,44 @@ class Progress:
 Callback = Callable[[Progress], None]
 
 
+class StopFlag(Protocol):
+    """What ``stop`` is: a threading.Event, or anything whose is_set() says to stop."""
+
+    def is_set(self) -> bool: ...
+
+
 # A loss above this multiple of the stage's best so far counts as diverging, like NaN or inf.
 DIVERGENCE_FACTOR = 100.0
 
+# How MXNet (CPU and GPU) and numpy word a failed allocation, and MXNet's limit on a tensor's size.
+OUT_OF_MEMORY = re.compile(r"out of memory|bad_alloc|failed to allocate|cannot allocate memory|larger than 2\^31 elements",
+                           re.IGNORECASE)
 
-class DivergedError(RuntimeError):
+
+class PartialWork(BaseException):
+    """Mixed into the exceptions that end a run early; they carry the work done so far.
+
+    ``image`` is the stage's last image whose loss was finite (NCHW, preprocessed), where the
+    stage had one; transfer() turns it and the finished stages into ``result`` (None when no
+    image exists yet), ready to be saved.
+    """
+
+    stage: int = 0
+    epoch: int = 0
+    image: Optional[nd.NDArray] = None
+    result: Optional["Result"] = None
+
+
+class DivergedError(PartialWork, RuntimeError):
     """The loss stayed non-finite although the learning rate was lowered several times."""
+
+
+class Interrupted(PartialWork, KeyboardInterrupt):
+    """Training stopped because ``stop`` was set (the command line sets it on SIGINT/SIGTERM)."""
+
+
+class OutOfMemory(PartialWork, RuntimeError):
+    """A stage did not fit in memory; the message says its size and what to try."""
 
 
 @dataclass
@@ -79,8 +112,12 @@ def train(
     settings: Settings,
     callback: Optional[Callback] = None,
     stage_index: int = 0,
+    stop: Optional[StopFlag] = None,
 ) -> nd.NDArray:
-    """Optimise one stage from initial image X; returns the final image (NCHW, preprocessed)."""
+    """Optimise one stage from initial image X; returns the final image (NCHW, preprocessed).
+
+    Raises Interrupted, with the last good image, at the end of the epoch in which stop is set.
+    """
     ctx = X.context
     gen_img = generated_image(X, ctx)
     styles_Y_gram = [gram(Y) for Y in styles_Y]
@@ -108,9 +145,9 @@ def train(
             else:
                 recoveries += 1
                 if recoveries > settings.max_recoveries:
-                    raise DivergedError(
+                    raise _partial(DivergedError(
                         f"the loss diverged again after lowering the learning rate {settings.max_recoveries} "
-                        f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr")
+                        f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr"), stage_index, i, last_good)
                 lr *= 0.1
                 gen_img.weight.set_data(last_good)
                 trainer = gluon.Trainer(gen_img.collect_params(), stage.optimizer, {"learning_rate": lr})
@@ -125,12 +162,23 @@ def train(
                 values = dict(zip(("content", "style", "tv", "total"), (float(l.asscalar()) for l in losses)))
             callback(Progress(stage_index, len(settings.stages), i, stage.epochs, lr,
                               time.perf_counter() - start, values, event))
+        if stop is not None and stop.is_set():
+            raise _partial(Interrupted(f"stopped at stage {stage_index + 1}, epoch {i}"), stage_index, i, last_good)
         if i % stage.lr_decay_epoch == 0 and i != 0:
             lr *= stage.lr_decay
             trainer.set_learning_rate(lr)
     if previous is None or not np.isfinite(previous[0].asscalar()):
         gen_img.weight.set_data(last_good)
     return gen_img.weight.data().copy()
+
+
+def _partial(error: PartialWork, stage: int, epoch: int, image: Optional[nd.NDArray]) -> PartialWork:
+    error.stage, error.epoch, error.image = stage, epoch, image
+    return error
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or bool(OUT_OF_MEMORY.search(str(error)))
 
 
 def next_stage_init(X: nd.NDArray, image_shape: tuple[int, int]) -> nd.NDArray:
@@ -143,9 +191,15 @@ def transfer(
     style: ImageLike,
     settings: Optional[Settings] = None,
     callback: Optional[Callback] = None,
+    stop: Optional[StopFlag] = None,
 ) -> Result:
-    """Run every stage of settings.stages, each starting from the previous one's result."""
-    settings = settings or Settings()
+    """Run every stage of settings.stages, each starting from the previous one's result.
+
+    Set ``stop`` (e.g. a threading.Event) to end the run after the current epoch: it raises
+    Interrupted. Interrupted, DivergedError and OutOfMemory carry the work done so far in
+    their ``result`` (the latest good image, the finished stages, the history), never NaN.
+    """
+    settings = (settings or Settings()).validate()
     ctx = get_context(settings.device)
     if settings.seed is not None:
         mx.random.seed(settings.seed)
@@ -154,7 +208,7 @@ def transfer(
         tuple(settings.content_layers) + tuple(settings.style_layers), settings.weights,
         settings.activation_scale, ctx, settings.weights_file,
     )
-    content_img, style_img = load_image(content), load_image(style)
+    content_img, style_img = load_image(content, settings.max_pixels), load_image(style, settings.max_pixels)
     history: list[dict] = []
 
     def record(p: Progress) -> None:
@@ -169,12 +223,35 @@ def transfer(
     stage_images, stage_seconds = [], []
     for s, stage in enumerate(settings.stages):
         start = time.perf_counter()
-        content_X = preprocess(content_img, stage.image_shape, ctx)
-        contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
-        _, styles_Y = extract_features(net, preprocess(style_img, stage.image_shape, ctx),
-                                       settings.content_layers, settings.style_layers)
-        init = content_X if X is None else next_stage_init(X, stage.image_shape)
-        X = train(init, contents_Y, styles_Y, net, stage, settings, record, s)
-        stage_images.append(postprocess(X).asnumpy())
+        try:
+            content_X = preprocess(content_img, stage.image_shape, ctx)
+            contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
+            _, styles_Y = extract_features(net, preprocess(style_img, stage.image_shape, ctx),
+                                           settings.content_layers, settings.style_layers)
+            init = content_X if X is None else next_stage_init(X, stage.image_shape)
+            X = train(init, contents_Y, styles_Y, net, stage, settings, record, s, stop)
+            stage_images.append(postprocess(X).asnumpy())
+        except PartialWork as e:
+            _with_result(e, stage_images, history, stage_seconds, time.perf_counter() - start)
+            raise
+        except (mx.base.MXNetError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            advice = ("a smaller --size or fewer stages, or --device cpu if the machine has more memory than the GPU"
+                      if ctx.device_type == "gpu" else "a smaller --size or fewer stages, or a GPU (--device gpu)")
+            error = _partial(OutOfMemory(
+                f"out of memory at stage {s + 1}/{len(settings.stages)} ({stage.width}x{stage.height}) on {ctx}; "
+                f"try {advice}"), s, 0, None)
+            raise _with_result(error, stage_images, history, stage_seconds, time.perf_counter() - start) from e
         stage_seconds.append(time.perf_counter() - start)
     return Result(stage_images[-1], stage_images, history, stage_seconds)
+
+
+def _with_result(error: PartialWork, stage_images: list, history: list, stage_seconds: list, seconds: float) -> PartialWork:
+    """Attach the work so far to error: the stage's last good image, else the last finished stage's."""
+    if error.image is not None:
+        image = postprocess(error.image).asnumpy()
+        error.result = Result(image, stage_images + [image], history, stage_seconds + [seconds])
+    elif stage_images:
+        error.result = Result(stage_images[-1], list(stage_images), history, list(stage_seconds))
+    return error

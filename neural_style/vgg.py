@@ -16,6 +16,8 @@ from .weights import WeightsError, load_caffe_vgg19
 
 # Positions of the 16 convolutions in gluon's vgg19().features.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+# Positions of its 2x2, stride-2 max-pools (no padding: each one floors the size by half).
+POOL_INDICES = (4, 9, 18, 27, 36)
 CONV_NAMES = tuple(
     f"conv{b}_{k}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for k in range(1, n + 1)
 )
@@ -49,6 +51,17 @@ class VGGFeatures(nn.HybridBlock):
             if i in self.taps:
                 outputs.append(X)
         return tuple(outputs)
+
+
+def min_side(taps: Sequence[int]) -> int:
+    """The fewest pixels per side for which every layer up to the deepest tap is at least 1x1.
+
+    Each max-pool before the tap halves the size, rounding down, so n pools need 2**n pixels:
+    16 for the lecture's conv5_1 (layer 28, after four pools). Never less than 2, which the
+    total-variation loss needs.
+    """
+    pools = sum(1 for p in POOL_INDICES if p < max(taps))
+    return max(2, 2 ** pools)
 
 
 def extract_features(net: VGGFeatures, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:
