@@ -645,8 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--python", help="interpreter with the package's dependencies (default: this one, or .venv's)")
     p.add_argument("--bench-venv", type=Path, default=BENCH_VENV, help="the PyTorch environment (default .venv-bench)")
     p.add_argument("--sgemm-size", type=int, help="matrix size for the sgemm rate (default 2048; --quick 512)")
-    p.add_argument("--check-size", type=parse_size, default=(64, 48), metavar="WxH",
-                   help="size of the PyTorch/MXNet agreement check (default 64x48)")
+    p.add_argument("--check-size", type=parse_size, default=(70, 50), metavar="WxH",
+                   help="size of the PyTorch/MXNet agreement check (default 70x50: odd sizes after the "
+                        "second and third pools, so both round the same way)")
     q = p.add_argument_group("--quality")
     q.add_argument("--quality-size", type=parse_size, metavar="WxH", help="default 300x200 (--quick 64x48)")
     q.add_argument("--quality-epochs", type=int, help="the SGD schedule's length and every run's limit "
