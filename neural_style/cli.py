@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from . import __version__
-from .config import DEMO_STAGES, LECTURE_STAGES, STYLE_LAYERS, CONTENT_LAYERS, Settings, Stage
+from .config import DEMO_STAGES, LECTURE_STAGES, MAX_PIXELS, STYLE_LAYERS, CONTENT_LAYERS, Settings, Stage
 from .layers import layer_index, layer_name
 
 DESCRIPTION = """\
@@ -67,7 +70,7 @@ def layer_arg(text: str) -> int:
 def positive(kind):
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
         return value
     parse.__name__ = kind.__name__
@@ -76,9 +79,21 @@ def positive(kind):
 
 def non_negative(text: str) -> float:
     value = float(text)
-    if not value >= 0:
+    if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
+
+
+def pixel_count(text: str) -> int:
+    """'250000000', '250M' or '2.5e8' -> 250000000."""
+    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count such as 250000000 or 250M") from None
+    if not (value >= 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply the learning rate by the decay every N epochs (default: 200 100)")
     s.add_argument("--lr-decay", type=positive(float), nargs="+", metavar="F",
                    help="learning rate factor every --lr-decay-epoch epochs (default: 0.1)")
-    s.add_argument("--optimizer", nargs="+", choices=["sgd", "adam", "nag", "rmsprop", "adagrad"],
-                   help="gluon optimizer of each stage (default: sgd)")
+    s.add_argument("--optimizer", nargs="+", choices=["sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad"],
+                   help="optimizer of each stage (default: sgd, the lecture's); lbfgs converges fastest, use --lr 1")
     w = p.add_argument_group("losses")
     w.add_argument("--content-weight", type=non_negative, default=Settings.content_weight, help="default: %(default)g")
     w.add_argument("--style-weight", type=non_negative, default=Settings.style_weight, help="default: %(default)g")
@@ -160,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report-every", type=positive(int), default=Settings.report_every, metavar="N",
                    help="read and log the losses every N epochs (default: %(default)s)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--overwrite", action="store_true",
+                   help="allow the output to replace one of the input images (refused otherwise)")
+    r.add_argument("--max-pixels", type=pixel_count, default=MAX_PIXELS, metavar="N",
+                   help="refuse input images that declare more pixels than this, before decoding them "
+                        "(decompression bombs); e.g. 500M (default: %(default)s)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -205,7 +225,8 @@ def settings_from_args(args: argparse.Namespace, defaults: Sequence[Stage], pars
             max_recoveries=args.max_recoveries, style_blend=args.style_blend, style_scale=args.style_scale,
             preserve_colors=args.preserve_colors, init=args.init,
             style_layer_weights=args.style_layer_weights, save_every=args.save_every or 0,
-        )
+            max_pixels=args.max_pixels,
+        ).validate()
     except ValueError as e:
         parser.error(str(e))
 
@@ -222,7 +243,7 @@ def settings_to_argv(settings: Settings) -> list[str]:
                        ("scale", "--scale"), ("device", "--device"), ("seed", "--seed"),
                        ("report_every", "--report-every"), ("max_recoveries", "--max-recoveries"),
                        ("style_scale", "--style-scale"), ("preserve_colors", "--preserve-colors"),
-                       ("init", "--init"), ("save_every", "--save-every")):
+                       ("init", "--init"), ("save_every", "--save-every"), ("max_pixels", "--max-pixels")):
         value = getattr(settings, name)
         if value != getattr(default, name):
             argv += [flag, repr(value) if isinstance(value, float) else str(value)]
@@ -248,10 +269,13 @@ SKIMAGE = "skimage:"
 NOT_IMAGES = {"download_all", "lbp_frontal_face_cascade_filename"}
 
 
-def image_arg(text: str):
-    """An image argument: a path, or skimage:NAME for scikit-image's own skimage.data.NAME()."""
+def image_arg(text: str, max_pixels: int = MAX_PIXELS, role: str = "image"):
+    """An image argument, read: a path (read_image's checks), or skimage:NAME for scikit-image's
+    own skimage.data.NAME(). ValueError when it cannot be used."""
     if not text.startswith(SKIMAGE):
-        return text
+        from .images import read_image
+
+        return read_image(text, max_pixels, role)
     from skimage import data
 
     name = text[len(SKIMAGE):]
@@ -287,10 +311,58 @@ class ProgressBar:
         self.bar.set_description(f"stage {p.stage + 1}/{p.stages} {stage.width}x{stage.height}", refresh=False)
         if p.losses is not None:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
+        if p.event is not None:  # a recovery from divergence: say so even with --quiet
+            self.bar.write(f"neural-style: warning: {p.event}", file=sys.stderr)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
+
+
+class Signals:
+    """SIGINT and SIGTERM during a run: the first asks training to stop after the current epoch
+    (the latest image and the log are then saved); a second one quits at once without saving.
+    While files are being written, signals only wait their turn, so no write is cut short.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signum: Optional[int] = None
+        self.saving = False
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> "Signals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.stop.set()
+            if not self.saving:
+                print(f"\nneural-style: {signal.Signals(signum).name} received; stopping after this epoch and "
+                      "saving the latest image (send it again to quit without saving)", file=sys.stderr, flush=True)
+        elif not self.saving:
+            raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+
+def error(message: object) -> int:
+    """Print one line (an MXNet error without the C++ traceback MXNet puts in its text); exit status 2."""
+    text = str(message)
+    if "MXNetError:" in text:
+        text = text.rsplit("MXNetError:", 1)[1].strip()
+    print(f"neural-style: error: {text}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -313,50 +385,101 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         names = (DEMO_CONTENT if images[0] == "demo" else images[0], *(args.style or images[1:]))
         output = args.output or Path(f"{image_stem(names[0])}_{'+'.join(map(image_stem, names[1:]))}.png")
-    try:
-        content, *styles = (image_arg(name) for name in names)
-    except ValueError as e:
-        parser.error(str(e))
-    if settings.style_blend is not None and len(settings.style_blend) != len(styles):
-        parser.error(f"--style-blend has {len(settings.style_blend)} weights for {len(styles)} style images")
+    if settings.style_blend is not None and len(settings.style_blend) != len(names) - 1:
+        parser.error(f"--style-blend has {len(settings.style_blend)} weights for {len(names) - 1} style images")
 
-    from .images import save_image
+    from .checkpoint import load_checkpoint
+    from .images import read_image, save_image
     from .metadata import image_metadata
+    from .outputs import check_outputs, output_paths
     from .report import plot_losses, write_log
-    from .train import checkpoint_path, transfer
+    from .train import DivergedError, Interrupted, OutOfMemory, checkpoint_path, transfer
+    from .vgg import min_side
     from .weights import WeightsError
+
+    # Everything cheap is checked before VGG is loaded: a bad file or folder fails in seconds.
+    paths = output_paths(output)
+    roles = ("content image", *["style image"] * (len(names) - 1))
+    try:
+        content, *styles = (image_arg(name, settings.max_pixels, role) for name, role in zip(names, roles))
+        if settings.init not in ("content", "random"):
+            read_image(settings.init, settings.max_pixels, "initial image")
+        check_outputs(paths, [n for n in names if not n.startswith(SKIMAGE)], args.overwrite)
+    except (ValueError, OSError) as e:
+        return error(e)
+    smallest = min_side(tuple(settings.content_layers) + tuple(settings.style_layers))
+    for role, name, img in zip(roles, names, (content, *styles)):
+        if min(img.shape[:2]) < smallest:
+            print(f"neural-style: warning: {role} {name} is only {img.shape[1]}x{img.shape[0]} px, less than "
+                  f"the {smallest} px per side the network resolves; it is upscaled to each stage's size, "
+                  "so expect a blurry result", file=sys.stderr)
 
     resume, done = None, 0
     if args.resume is not None:
         resume = checkpoint_path(output) if args.resume is True else Path(args.resume)
         try:
-            from .checkpoint import load_checkpoint
-
             ckpt = load_checkpoint(resume)
         except (OSError, ValueError) as e:
-            print(f"neural-style: error: cannot resume from {resume}: {e}", file=sys.stderr)
-            return 2
+            return error(f"cannot resume from {resume}: {e}")
         done = sum(s.epochs for s in settings.stages[:ckpt.stage]) + ckpt.epoch
+
+    log = {"version": __version__, "content": names[0], "style": names[1] if len(names) == 2 else list(names[1:]),
+           "output": str(output), "settings": settings.to_dict()}
     bar = ProgressBar(settings, enabled=not args.quiet, initial=done)
     start = time.perf_counter()
-    try:
-        result = transfer(content, styles, settings, bar, resume=resume, save_to=output)
-    except (WeightsError, OSError, ValueError, RuntimeError) as e:
+    with Signals() as signals:
+        try:
+            result = transfer(content, styles, settings, bar, stop=signals.stop, resume=resume, save_to=output)
+            failure, log["status"] = None, "completed"
+        except (Interrupted, DivergedError, OutOfMemory) as e:
+            result, failure = e.result, e
+            log["status"] = {Interrupted: "interrupted", DivergedError: "diverged"}.get(type(e), "out of memory")
+            log["stopped_at"] = {"stage": e.stage, "epoch": e.epoch}
+            if isinstance(e, Interrupted):
+                log["signal"] = signal.Signals(signals.signum).name if signals.signum else None
+            else:
+                log["error"] = str(e)
+        except KeyboardInterrupt:  # the second signal: quit without saving
+            bar.close()
+            print("neural-style: quit without saving", file=sys.stderr)
+            return signals.exit_code if signals.signum else 130
+        except (WeightsError, OSError, ValueError, RuntimeError) as e:
+            bar.close()
+            return error(e)
         bar.close()
-        print(f"neural-style: error: {e}", file=sys.stderr)
-        return 2
-    bar.close()
-    save_image(result.image, output, metadata=image_metadata(result.settings, names[0], names[1:]))
-    if settings.save_every or resume is not None:
-        checkpoint_path(output).unlink(missing_ok=True)  # the run is done; its checkpoint is stale
-    log = {"version": __version__, "content": names[0], "style": names[1] if len(names) == 2 else list(names[1:]),
-           "output": str(output), "settings": result.settings.to_dict(), "seconds": time.perf_counter() - start,
-           "stage_seconds": result.stage_seconds, "history": result.history}
-    stem = output.with_suffix("")
-    write_log(f"{stem}.json", log)
-    plot_losses(f"{stem}_loss.png", result.history)
-    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}), "
-          f"{stem}_loss.png and {stem}.json in {log['seconds']:.0f} s")
+        signals.saving = True
+        saved = None
+        if result is not None:
+            used = result.settings or settings  # sizes resolved, a drawn seed filled in
+            log.update(settings=used.to_dict(), seconds=time.perf_counter() - start,
+                       stage_seconds=result.stage_seconds, history=result.history)
+            try:
+                save_image(result.image, paths[0], metadata=image_metadata(used, names[0], names[1:]))
+                write_log(paths[2], log)
+                written = [paths[0], paths[2]]
+                if any("total" in h for h in result.history):
+                    plot_losses(paths[1], result.history)
+                    written.insert(1, paths[1])
+            except (OSError, ValueError) as e:
+                return error(f"could not save the result: {e}")
+            saved = (f"{paths[0]} ({result.image.shape[1]}x{result.image.shape[0]}), "
+                     f"{' and '.join(str(p) for p in written[1:])}")
+            if failure is None and (settings.save_every or resume is not None):
+                checkpoint_path(output).unlink(missing_ok=True)  # the run is done; its checkpoint is stale
+    if isinstance(failure, Interrupted) or signals.signum is not None:
+        name = signal.Signals(signals.signum).name if signals.signum else "an interrupt"
+        where = f"saved the latest image: {saved}" if saved else "there was no image to save yet"
+        when = ("as the run finished" if failure is None else
+                f"at stage {failure.stage + 1}/{len(settings.stages)}, epoch {failure.epoch}")
+        again = ""
+        if failure is not None and failure.checkpoint is not None:
+            again = f"; to continue, run the same command with --resume (checkpoint {failure.checkpoint})"
+        print(f"neural-style: interrupted by {name} {when}; {where}{again}", file=sys.stderr)
+        return signals.exit_code if signals.signum else 130
+    if failure is not None:
+        where = f"; saved the last good image: {saved}" if saved else ""
+        return error(f"{failure}{where}")
+    print(f"wrote {saved} in {log['seconds']:.0f} s")
     return 0
 
 

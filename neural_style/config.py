@@ -1,6 +1,8 @@
 """All settings in one place, with the lecture's values as defaults."""
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional
 
@@ -18,6 +20,14 @@ PRESERVE_COLORS = (None, "luminance", "histogram")
 # Activation scale k applied to the Caffe VGG19 so the lecture's loss weights and learning
 # rates keep their meaning (see docs/CALIBRATION.md for how it was chosen).
 CAFFE_SCALE = 100.0
+
+# Input images that declare more pixels than this are refused before they are decoded
+# (decompression bombs); --max-pixels / Settings.max_pixels raises it. 250 MP decodes to 750 MB.
+MAX_PIXELS = 250_000_000
+
+# Images and stages more elongated than this are refused: every stage is stretched to its
+# WIDTHxHEIGHT, and a 10:1 image still keeps 16 px on its short side at 160 px on its long one.
+MAX_ASPECT_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,12 @@ class Stage:
         return replace(self, width=w, height=h, long_side=None, original=False)
 
 
+def style_size(stage: Stage, scale: float) -> tuple[int, int]:
+    """(width, height) the style images are resized to at a stage: its working size times scale."""
+    w, h = stage.image_shape
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 # The lecture notebook's two stages (final version, 2019-04-09).
 LECTURE_STAGES = (
     Stage(300, 200, "sgd", 5.0, 500, 200),
@@ -102,6 +118,8 @@ class Settings:
     report_every: int = 50
     # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
     max_recoveries: int = 3
+    # Refuse input images that declare more pixels than this (see MAX_PIXELS).
+    max_pixels: int = MAX_PIXELS
     # --- Controls beyond the lecture; every default leaves the lecture's method unchanged. ---
     # Blend weights of several style images (one each; normalised to sum 1). None: equal weights.
     # The style target of each layer is the weighted sum of the styles' Gram matrices.
@@ -113,8 +131,8 @@ class Settings:
     # content (Gatys et al. 2016); "histogram": match each style image's colour histogram to the
     # content's before the transfer.
     preserve_colors: Optional[str] = None
-    # The first stage starts from "content" (the lecture), "random" (uniform noise drawn from
-    # seed) or the path of an image.
+    # The first stage starts from "content" (the lecture), "random" (mid-grey plus noise drawn
+    # from seed) or the path of an image.
     init: str = "content"
     # Per-layer multipliers of style_weight, one per style layer. None: all 1 (the lecture).
     style_layer_weights: Optional[tuple[float, ...]] = None
@@ -122,30 +140,25 @@ class Settings:
     save_every: int = 0
 
     def __post_init__(self) -> None:
-        # Layers may be given by index or by VGG name ('conv4_4', 'relu4_2', 'pool5'); keep indices.
-        from .layers import layer_indices
+        # Layers may be given by index or by VGG name ('conv4_4', 'relu4_2', 'pool5'): keep indices.
+        # Only normalisation here; validate() says what is wrong with a value it cannot use.
+        from .layers import layer_index
 
-        self.content_layers = layer_indices(self.content_layers)
-        self.style_layers = layer_indices(self.style_layers)
+        def index(spec):
+            try:
+                return layer_index(spec)
+            except (ValueError, TypeError):
+                return spec
+
+        for name in ("content_layers", "style_layers"):
+            value = getattr(self, name)
+            if isinstance(value, (int, str)):
+                value = (value,)
+            setattr(self, name, tuple(index(v) for v in value))
         self.stages = tuple(self.stages)
-        if self.style_blend is not None:
-            self.style_blend = tuple(float(w) for w in self.style_blend)
-            if any(not w >= 0 for w in self.style_blend) or not sum(self.style_blend) > 0:
-                raise ValueError(f"style blend weights {self.style_blend} must be 0 or more, not all 0")
-        if self.style_layer_weights is not None:
-            self.style_layer_weights = tuple(float(w) for w in self.style_layer_weights)
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise ValueError(f"{len(self.style_layer_weights)} style layer weights for "
-                                 f"{len(self.style_layers)} style layers")
-        if not self.style_scale > 0:
-            raise ValueError(f"style scale {self.style_scale} must be greater than 0")
-        if self.preserve_colors not in PRESERVE_COLORS:
-            raise ValueError(f"preserve_colors {self.preserve_colors!r} is not one of "
-                             + ", ".join(map(repr, PRESERVE_COLORS)))
-        if not isinstance(self.init, str) or not self.init:
-            raise ValueError("init is 'content', 'random' or the path of an image")
-        if self.save_every < 0:
-            raise ValueError(f"save_every {self.save_every} must be 0 (never) or more")
+        for name in ("style_blend", "style_layer_weights"):
+            if getattr(self, name) is not None:
+                setattr(self, name, tuple(getattr(self, name)))
 
     @property
     def activation_scale(self) -> float:
@@ -156,6 +169,107 @@ class Settings:
 
     def with_stages(self, *stages: Stage) -> "Settings":
         return replace(self, stages=tuple(stages))
+
+    def validate(self) -> "Settings":
+        """Raise ValueError naming the first setting that cannot work; returns self.
+
+        Cheap: it runs before VGG is loaded, so a bad option fails at once, for the command
+        line and for Python callers alike.
+        """
+        from .layers import LAYER_NAMES, layer_index
+        from .vgg import min_side
+
+        def number(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+            if value < low or (value == low and not allow_low):
+                raise ValueError(f"{name} must be {'at least' if allow_low else 'greater than'} {low:g}, not {value!r}")
+
+        def integer(name: str, value: Any, low: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}")
+
+        for kind in ("content", "style"):
+            taps = getattr(self, f"{kind}_layers")
+            if not taps:
+                raise ValueError(f"at least one {kind} layer is needed")
+            for tap in taps:
+                if isinstance(tap, bool) or not isinstance(tap, int) or not 0 <= tap < len(LAYER_NAMES):
+                    try:
+                        layer_index(tap)
+                    except (ValueError, TypeError) as e:
+                        raise ValueError(f"{kind} layer: {e}") from None
+        deepest = max(tuple(self.content_layers) + tuple(self.style_layers))
+        smallest = min_side((deepest,))
+        if not self.stages:
+            raise ValueError("at least one stage is needed")
+        from mxnet.optimizer import Optimizer
+
+        for n, stage in enumerate(self.stages, 1):
+            where = f"stage {n}"
+            if stage.original:
+                pass  # the content's own size: checked once it is known
+            elif stage.long_side is not None:
+                integer(f"{where} long side", stage.long_side, smallest)
+            else:
+                integer(f"{where} width", stage.width, 1)
+                integer(f"{where} height", stage.height, 1)
+                if min(stage.width, stage.height) < smallest:
+                    raise ValueError(
+                        f"{where} size {stage.width}x{stage.height} is too small: VGG19's max-pools need at least "
+                        f"{smallest} px per side up to layer {deepest}")
+                ratio = max(stage.width, stage.height) / min(stage.width, stage.height)
+                if ratio > MAX_ASPECT_RATIO:
+                    raise ValueError(f"{where} size {stage.width}x{stage.height} has an aspect ratio of {ratio:.3g}:1; "
+                                     f"at most {MAX_ASPECT_RATIO:g}:1 is supported")
+            if not isinstance(stage.optimizer, str) or stage.optimizer.lower() not in Optimizer.opt_registry:
+                raise ValueError(f"{where} optimizer {stage.optimizer!r} is not a gluon optimizer (e.g. sgd, adam)")
+            number(f"{where} learning rate", stage.lr)
+            integer(f"{where} epochs", stage.epochs, 1)
+            integer(f"{where} lr_decay_epoch", stage.lr_decay_epoch, 1)
+            number(f"{where} lr_decay", stage.lr_decay)
+            if stage.lr_decay > 1:
+                raise ValueError(f"{where} lr_decay must be at most 1 (it multiplies the learning rate), "
+                                 f"not {stage.lr_decay!r}")
+        number("content weight", self.content_weight, allow_low=True)
+        number("style weight", self.style_weight)
+        number("tv weight", self.tv_weight, allow_low=True)
+        if self.weights not in ("caffe", "gluon"):
+            raise ValueError(f"unknown weights source {self.weights!r} (choose 'caffe' or 'gluon')")
+        if self.scale is not None:
+            number("scale", self.scale)
+        integer("report_every", self.report_every, 1)
+        integer("max_recoveries", self.max_recoveries, 0)
+        integer("max_pixels", self.max_pixels, 1)
+        # The controls beyond the lecture.
+        if self.style_blend is not None:
+            for w in self.style_blend:
+                number("style blend weight", w, allow_low=True)
+            if not sum(self.style_blend) > 0:
+                raise ValueError("the style blend weights are all 0; give at least one style a weight")
+        number("style scale", self.style_scale)
+        style_side = min_side((max(self.style_layers),))
+        for n, stage in enumerate(self.stages, 1):
+            if stage.is_resolved:
+                w, h = style_size(stage, self.style_scale)
+                if min(w, h) < style_side:
+                    raise ValueError(
+                        f"stage {n}'s style images would be {w}x{h} at style scale {self.style_scale:g}, too small: "
+                        f"VGG19's max-pools need at least {style_side} px per side up to layer "
+                        f"{LAYER_NAMES[max(self.style_layers)]}; raise the style scale or the size")
+        if self.preserve_colors not in PRESERVE_COLORS:
+            raise ValueError(f"preserve_colors {self.preserve_colors!r} is not one of "
+                             + ", ".join(map(repr, PRESERVE_COLORS)))
+        if not isinstance(self.init, str) or not self.init:
+            raise ValueError(f"init must be 'content', 'random' or the path of an image, not {self.init!r}")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ValueError(f"{len(self.style_layer_weights)} style layer weights for "
+                                 f"{len(self.style_layers)} style layers")
+            for w in self.style_layer_weights:
+                number("style layer weight", w, allow_low=True)
+        integer("save_every", self.save_every, 0)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -14,9 +14,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from .config import Settings, Stage
-from .images import ImageLike, load_image, preprocess
-from .layers import LAYER_NAMES
+from .config import Settings, Stage, style_size
+from .images import ImageLike, preprocess, read_image
 from .losses import gram
 from .vgg import VGGFeatures, extract_features
 
@@ -103,20 +102,10 @@ def keep_content_chroma(out: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 # ---- style targets ---------------------------------------------------------------------------
 
-def pools_before(layer: int) -> int:
-    return sum(1 for name in LAYER_NAMES[:layer] if name.startswith("pool"))
-
-
-def style_shape(stage: Stage, scale: float, style_layers: Sequence[int]) -> tuple[int, int]:
-    """(width, height) a style image is resized to: the stage's working size times scale."""
-    w, h = stage.image_shape
-    shape = (max(1, round(w * scale)), max(1, round(h * scale)))
-    need = 2 ** pools_before(max(style_layers))
-    if min(shape) < need:
-        raise ValueError(
-            f"the style images would be {shape[0]}x{shape[1]} at style scale {scale:g}, too small for layer "
-            f"{LAYER_NAMES[max(style_layers)]} (it needs {need} pixels a side); raise the style scale or the size")
-    return shape
+def style_shape(stage: Stage, scale: float) -> tuple[int, int]:
+    """(width, height) a style image is resized to: the stage's working size times scale
+    (Settings.validate checks that it is large enough for the style layers)."""
+    return style_size(stage, scale)
 
 
 def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Sequence[float], stage: Stage,
@@ -125,7 +114,7 @@ def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Seque
 
     A single style gives exactly the lecture's target; a style with weight 0 is not computed.
     """
-    shape = style_shape(stage, settings.style_scale, settings.style_layers)
+    shape = style_shape(stage, settings.style_scale)
     mixed: Optional[list[nd.NDArray]] = None
     for img, w in zip(styles, weights):
         if w == 0:
@@ -162,11 +151,7 @@ def initial_image(settings: Settings, content_X: nd.NDArray, stage: Stage, rng: 
         noise = rng.normal(RANDOM_INIT_MEAN, RANDOM_INIT_STD, size=(h, w, 1 if luma else 3))
         img = np.clip(np.repeat(noise, 3, axis=-1) if luma else noise, 0.0, 255.0)
     else:
-        try:
-            img = load_image(settings.init)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read the initial image {settings.init!r} ({e}); "
-                             "init is 'content', 'random' or the path of an image") from None
+        img = read_image(settings.init, settings.max_pixels, "initial image")
         if luma:
             img = grey(luminance(img))
     return preprocess(img, (w, h), ctx)

@@ -1,8 +1,10 @@
 """Reading, writing, and the lecture's pre- and post-processing of images."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Optional, Union
@@ -10,10 +12,10 @@ from typing import Optional, Union
 import mxnet as mx
 import numpy as np
 from mxnet import nd
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from .config import RGB_MEAN, RGB_STD
+from .config import MAX_ASPECT_RATIO, MAX_PIXELS, RGB_MEAN, RGB_STD
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -37,8 +39,15 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(source: ImageLike) -> np.ndarray:
-    """An image from a path, a PIL image or an array, as 8-bit RGB HWC (first frame if animated)."""
+class ImageError(ValueError):
+    """An input image that cannot be used; the message names the file and says why."""
+
+
+def load_image(source: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image from a path, a PIL image or an array, as 8-bit RGB HWC (first frame if animated).
+
+    A path or file goes through read_image's checks; max_pixels is its decompression-bomb limit.
+    """
     if isinstance(source, np.ndarray):
         arr = source
         if arr.dtype != np.uint8:
@@ -48,10 +57,70 @@ def load_image(source: ImageLike) -> np.ndarray:
         return np.ascontiguousarray(arr[..., :3])
     if isinstance(source, Image.Image):
         return to_rgb8(source)
-    with Image.open(source) as img:
-        img.seek(0)
-        img.load()
-        return to_rgb8(img)
+    return read_image(source, max_pixels)
+
+
+@contextlib.contextmanager
+def _pillow_limit_off():
+    """Pillow's own bomb check warns or fails by its limit; read_image applies the user's instead."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def read_image(source, max_pixels: int = MAX_PIXELS, role: str = "image") -> np.ndarray:
+    """Decode an image file as 8-bit RGB HWC, every failure an ImageError of one sentence.
+
+    The size the header declares is checked before any pixel is decoded: more than max_pixels
+    (a decompression bomb) or an aspect ratio above MAX_ASPECT_RATIO is refused. ``role``
+    ("content image", ...) starts the messages.
+    """
+    name = f"{role} {source}" if isinstance(source, (str, os.PathLike)) else role
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            info = os.stat(source)
+        except FileNotFoundError:
+            raise ImageError(f"{name} does not exist") from None
+        except OSError as e:
+            raise ImageError(f"cannot read {name}: {e.strerror}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{name} is a folder, not an image")
+        if info.st_size == 0:
+            raise ImageError(f"{name} is empty (0 bytes)")
+    try:
+        with _pillow_limit_off():
+            img = Image.open(source)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image (Pillow recognises no image format in it)") from None
+    except PermissionError:
+        raise ImageError(f"cannot read {name}: permission denied") from None
+    except Exception as e:  # Pillow's parsers raise OSError, SyntaxError, ValueError, struct.error, ...
+        raise ImageError(f"{name} is damaged or truncated ({e})") from None
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{name} declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more than "
+                f"the limit of {max_pixels / 1e6:g} megapixels that guards against decompression bombs; "
+                f"if the image is genuine, raise the limit (--max-pixels)")
+        if min(width, height) < 1:
+            raise ImageError(f"{name} declares an empty size ({width}x{height} pixels)")
+        if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+            raise ImageError(
+                f"{name} is {width}x{height} pixels, an aspect ratio beyond the {MAX_ASPECT_RATIO:g}:1 "
+                "that style transfer supports; crop it first")
+        try:
+            with _pillow_limit_off():
+                img.seek(0)
+                img.load()
+                return to_rgb8(img)
+        except MemoryError:
+            raise ImageError(f"not enough memory to decode {name} ({width}x{height} pixels)") from None
+        except Exception as e:
+            raise ImageError(f"{name} is damaged or truncated ({e})") from None
 
 
 def preprocess(img: Union[np.ndarray, nd.NDArray], image_shape: tuple[int, int], ctx: mx.Context = mx.cpu()) -> nd.NDArray:
@@ -91,6 +160,8 @@ def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str,
         pil = img
     else:
         arr = img.asnumpy() if isinstance(img, nd.NDArray) else np.asarray(img)
+        if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+            raise ValueError(f"refusing to write {path}: the image holds NaN or infinite values")
         pil = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr))
     if fmt == "JPEG":
         pil_options.setdefault("quality", 95)
@@ -107,7 +178,11 @@ def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str,
 
 
 class atomic_write:
-    """Context manager giving a binary file in path's folder that replaces path only on success."""
+    """Context manager giving a binary file in path's folder that replaces path only on success.
+
+    The data is flushed to disk before the rename, so even a power cut leaves either the old
+    file or the complete new one; on any error (Ctrl-C included) the temporary file is removed.
+    """
 
     def __init__(self, path: Union[str, os.PathLike]) -> None:
         self.path = Path(path)
@@ -122,8 +197,20 @@ class atomic_write:
         return self.file
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self._discard()
+            raise
+        if exc_type is not None:
+            self._discard()
+
+    def _discard(self) -> None:
         self.file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)

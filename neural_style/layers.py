@@ -27,6 +27,8 @@ LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 # Positions and names of the 16 convolutions.
 CONV_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("conv"))
 CONV_NAMES = tuple(LAYER_NAMES[i] for i in CONV_INDICES)
+# Positions of the five max-pools.
+POOL_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("pool"))
 
 LayerSpec = Union[int, str]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Union
@@ -11,10 +12,21 @@ from .images import atomic_write
 LOSS_NAMES = ("content", "style", "tv")
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as the strings "nan", "inf", "-inf": JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def write_log(path: Union[str, os.PathLike], log: dict[str, Any]) -> Path:
-    """Write the run's settings and losses as JSON, atomically."""
+    """Write the run's settings and losses as JSON (strict: a diverged loss is "nan"), atomically."""
     with atomic_write(path) as f:
-        f.write(json.dumps(log, indent=2, default=str).encode())
+        f.write(json.dumps(_json_safe(log), indent=2, default=str, allow_nan=False).encode())
     return Path(path)
 
 

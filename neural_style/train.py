@@ -1,19 +1,22 @@
 """Training: optimise the generated image one stage at a time, small to large."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Protocol, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
 from . import __version__
+from . import optim  # noqa: F401  (registers the 'lbfgs' optimizer with Gluon)
 from .checkpoint import Checkpoint, load_checkpoint, load_trainer_states, save_checkpoint, trainer_states
 from .config import Settings, Stage
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
@@ -73,12 +76,46 @@ class Progress:
 Callback = Callable[[Progress], None]
 
 
+class StopFlag(Protocol):
+    """What ``stop`` is: a threading.Event, or anything whose is_set() says to stop."""
+
+    def is_set(self) -> bool: ...
+
+
 # A loss above this multiple of the stage's best so far counts as diverging, like NaN or inf.
 DIVERGENCE_FACTOR = 100.0
 
+# How MXNet (CPU and GPU) and numpy word a failed allocation, and MXNet's limit on a tensor's size.
+OUT_OF_MEMORY = re.compile(r"out of memory|bad_alloc|failed to allocate|cannot allocate memory|larger than 2\^31 elements",
+                           re.IGNORECASE)
 
-class DivergedError(RuntimeError):
+
+class PartialWork(BaseException):
+    """Mixed into the exceptions that end a run early; they carry the work done so far.
+
+    ``image`` is the stage's last image whose loss was finite (NCHW, preprocessed), where the
+    stage had one; transfer() turns it and the finished stages into ``result`` (None when no
+    image exists yet), ready to be saved.
+    """
+
+    stage: int = 0
+    epoch: int = 0
+    image: Optional[nd.NDArray] = None
+    result: Optional["Result"] = None
+    state: Optional[LoopState] = None  # Interrupted: the loop's state, for a checkpoint
+    checkpoint: Optional[Path] = None  # Interrupted under transfer(save_to=...): where it was written
+
+
+class DivergedError(PartialWork, RuntimeError):
     """The loss stayed non-finite although the learning rate was lowered several times."""
+
+
+class Interrupted(PartialWork, KeyboardInterrupt):
+    """Training stopped because ``stop`` was set (the command line sets it on SIGINT/SIGTERM)."""
+
+
+class OutOfMemory(PartialWork, RuntimeError):
+    """A stage did not fit in memory; the message says its size and what to try."""
 
 
 @dataclass
@@ -120,15 +157,18 @@ def train(
     settings: Settings,
     callback: Optional[Callback] = None,
     stage_index: int = 0,
+    stop: Optional[StopFlag] = None,
     *,
     style_grams: Optional[list[nd.NDArray]] = None,
     resume: Optional[Checkpoint] = None,
 ) -> nd.NDArray:
     """Optimise one stage from initial image X; returns the final image (NCHW, preprocessed).
 
-    ``style_grams`` gives the style targets as Gram matrices (e.g. a blend of several styles)
-    instead of the features ``styles_Y``. ``resume`` continues from a checkpoint taken during
-    this stage: the loop goes on exactly as it would have without the interruption.
+    Raises Interrupted, with the last good image and the loop's state, at the end of the epoch
+    in which stop is set. ``style_grams`` gives the style targets as Gram matrices (e.g. a blend
+    of several styles) instead of the features ``styles_Y``. ``resume`` continues from a
+    checkpoint taken during this stage: the loop goes on exactly as it would have without the
+    interruption.
     """
     ctx = X.context
     gen_img = generated_image(X, ctx)
@@ -172,9 +212,9 @@ def train(
             else:
                 recoveries += 1
                 if recoveries > settings.max_recoveries:
-                    raise DivergedError(
+                    raise _partial(DivergedError(
                         f"the loss diverged again after lowering the learning rate {settings.max_recoveries} "
-                        f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr")
+                        f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr"), stage_index, i, last_good)
                 lr *= 0.1
                 gen_img.weight.set_data(last_good)
                 trainer = gluon.Trainer(gen_img.collect_params(), stage.optimizer, {"learning_rate": lr})
@@ -183,16 +223,30 @@ def train(
         # After a recovery this epoch's loss belongs to the discarded image: do not judge it.
         previous = (losses[-1], snapshot) if event is None else None
         report = (i % settings.report_every == 0 and i != 0) or i == stage.epochs - 1
+        # Between two epochs: all a checkpoint needs (references, no copies).
+        state = LoopState(stage_index, i + 1, lr, gen_img, trainer, last_good, best, recoveries, previous)
         if callback is not None:
             values = None
             if report and event is None:
                 values = dict(zip(("content", "style", "tv", "total"), (float(l.asscalar()) for l in losses)))
-            state = LoopState(stage_index, i + 1, lr, gen_img, trainer, last_good, best, recoveries, previous)
             callback(Progress(stage_index, len(settings.stages), i, stage.epochs, lr,
                               time.perf_counter() - start, values, event, state))
+        if stop is not None and stop.is_set():
+            raise _partial(Interrupted(f"stopped at stage {stage_index + 1}, epoch {i}"), stage_index, i, last_good,
+                           state)
     if previous is None or not np.isfinite(previous[0].asscalar()):
         gen_img.weight.set_data(last_good)
     return gen_img.weight.data().copy()
+
+
+def _partial(error: PartialWork, stage: int, epoch: int, image: Optional[nd.NDArray],
+             state: Optional[LoopState] = None) -> PartialWork:
+    error.stage, error.epoch, error.image, error.state = stage, epoch, image, state
+    return error
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or bool(OUT_OF_MEMORY.search(str(error)))
 
 
 def next_stage_init(X: nd.NDArray, image_shape: tuple[int, int]) -> nd.NDArray:
@@ -263,6 +317,17 @@ class Run:
             img = keep_content_chroma(img, self.content_img)
         return img
 
+    def attach(self, error: PartialWork, seconds: float) -> PartialWork:
+        """Attach the work so far to error: the stage's last good image, else the last finished stage's."""
+        if error.image is not None:
+            image = self.finish(error.image)
+            error.result = Result(image, self.stage_images + [image], self.history, self.stage_seconds + [seconds],
+                                  self.settings)
+        elif self.stage_images:
+            error.result = Result(self.stage_images[-1], list(self.stage_images), self.history,
+                                  list(self.stage_seconds), self.settings)
+        return error
+
     def checkpoint(self, path: Union[str, os.PathLike], state: LoopState) -> Path:
         previous = state.previous
         return save_checkpoint(path, Checkpoint(
@@ -309,20 +374,28 @@ def transfer(
     style: StyleLike,
     settings: Optional[Settings] = None,
     callback: Optional[Callback] = None,
+    stop: Optional[StopFlag] = None,
     *,
     resume: Optional[Union[str, os.PathLike]] = None,
     save_to: Optional[Union[str, os.PathLike]] = None,
 ) -> Result:
     """Run every stage of settings.stages, each starting from the previous one's result.
 
-    ``style`` is one image or a list of them (blended by settings.style_blend). ``save_to`` is
-    the output path that settings.save_every's snapshots and checkpoint are named after;
-    ``resume`` a checkpoint to continue from (same settings and images as the interrupted run).
+    ``style`` is one image or a list of them (blended by settings.style_blend).
+
+    Set ``stop`` (e.g. a threading.Event) to end the run after the current epoch: it raises
+    Interrupted. Interrupted, DivergedError and OutOfMemory carry the work done so far in
+    their ``result`` (the latest good image, the finished stages, the history), never NaN.
+
+    ``save_to`` is the output path that settings.save_every's snapshots and the checkpoint
+    (OUT.ckpt) are named after; an Interrupted run writes that checkpoint too. ``resume`` is a
+    checkpoint to continue from (same settings and images as the interrupted run): the result is
+    the one the uninterrupted run would have given, bit for bit on the same machine.
     """
-    settings = settings or Settings()
+    settings = (settings or Settings()).validate()
     ctx = get_context(settings.device)
-    content_img = load_image(content)
-    style_imgs = [load_image(s) for s in style_list(style)]
+    content_img = load_image(content, settings.max_pixels)
+    style_imgs = [load_image(s, settings.max_pixels) for s in style_list(style)]
     weights = blend_weights(settings, len(style_imgs))
     inputs = {"content": fingerprint(content_img), "styles": [fingerprint(s) for s in style_imgs]}
     ckpt = None
@@ -330,7 +403,7 @@ def transfer(
         ckpt = load_checkpoint(resume)
         if settings.seed is None:
             settings = replace(settings, seed=ckpt.settings.get("seed"))
-    settings = effective_settings(settings, content_img)
+    settings = effective_settings(settings, content_img).validate()  # sizes known now: check them too
     if ckpt is not None:
         check_resumable(ckpt, settings, inputs)
     if settings.save_every and save_to is None:
@@ -350,17 +423,33 @@ def transfer(
         if ckpt is not None and s < ckpt.stage:
             continue
         start = time.perf_counter()
-        content_X = preprocess(content_net, stage.image_shape, ctx)
-        contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
-        grams = style_targets(net, style_nets, weights, stage, settings, ctx)
-        here = ckpt if ckpt is not None and s == ckpt.stage else None
-        if here is not None:
-            init = nd.array(here.image, ctx=ctx)
-        elif X is None:
-            init = initial_image(settings, content_X, stage, rng, ctx)
-        else:
-            init = next_stage_init(X, stage.image_shape)
-        X = train(init, contents_Y, None, net, stage, settings, run.record, s, style_grams=grams, resume=here)
-        run.stage_images.append(run.finish(X))
+        try:
+            content_X = preprocess(content_net, stage.image_shape, ctx)
+            contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
+            grams = style_targets(net, style_nets, weights, stage, settings, ctx)
+            here = ckpt if ckpt is not None and s == ckpt.stage else None
+            if here is not None:
+                init = nd.array(here.image, ctx=ctx)
+            elif X is None:
+                init = initial_image(settings, content_X, stage, rng, ctx)
+            else:
+                init = next_stage_init(X, stage.image_shape)
+            X = train(init, contents_Y, None, net, stage, settings, run.record, s, stop, style_grams=grams, resume=here)
+            run.stage_images.append(run.finish(X))
+        except PartialWork as e:
+            run.attach(e, time.perf_counter() - start)
+            if isinstance(e, Interrupted) and e.state is not None and save_to is not None:
+                with contextlib.suppress(OSError):  # the image is saved anyway; resume then starts earlier
+                    e.checkpoint = run.checkpoint(checkpoint_path(save_to), e.state)
+            raise
+        except (mx.base.MXNetError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            advice = ("a smaller --size or fewer stages, or --device cpu if the machine has more memory than the GPU"
+                      if ctx.device_type == "gpu" else "a smaller --size or fewer stages, or a GPU (--device gpu)")
+            error = _partial(OutOfMemory(
+                f"out of memory at stage {s + 1}/{len(settings.stages)} ({stage.width}x{stage.height}) on {ctx}; "
+                f"try {advice}"), s, 0, None)
+            raise run.attach(error, time.perf_counter() - start) from e
         run.stage_seconds.append(time.perf_counter() - start)
     return Result(run.stage_images[-1], run.stage_images, run.history, run.stage_seconds, settings)

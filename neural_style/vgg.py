@@ -12,7 +12,9 @@ from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
 from .config import RGB_MEAN, RGB_STD
-from .layers import CONV_INDICES, CONV_NAMES  # positions/names of the 16 convolutions
+# Positions of the 16 convolutions and of the 2x2, stride-2 max-pools (no padding: each one
+# floors the size by half) in gluon's vgg19().features, and their names (see layers.py).
+from .layers import CONV_INDICES, CONV_NAMES, POOL_INDICES
 from .weights import WeightsError, load_caffe_vgg19
 
 # Caffe's BGR mean, in RGB order, on the 0..255 scale.
@@ -45,6 +47,17 @@ class VGGFeatures(nn.HybridBlock):
             if i in self.taps:
                 outputs.append(X)
         return tuple(outputs)
+
+
+def min_side(taps: Sequence[int]) -> int:
+    """The fewest pixels per side for which every layer up to the deepest tap is at least 1x1.
+
+    Each max-pool before the tap halves the size, rounding down, so n pools need 2**n pixels:
+    16 for the lecture's conv5_1 (layer 28, after four pools). Never less than 2, which the
+    total-variation loss needs.
+    """
+    pools = sum(1 for p in POOL_INDICES if p < max(taps))
+    return max(2, 2 ** pools)
 
 
 def extract_features(net: VGGFeatures, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:

@@ -11,9 +11,12 @@ import math
 import time
 from dataclasses import replace
 
-from lecture import CONTENT, LECTURE_LOSSES, STYLE, require_lecture_images
+import sys
 
 from neural_style import LECTURE_STAGES, Settings, transfer
+from neural_style.lecture import LECTURE_IMAGES, LECTURE_LOSSES, SHARED_LECTURE
+
+CONTENT, STYLE = (SHARED_LECTURE / name for name, _, _ in LECTURE_IMAGES.values())
 
 
 def run(k: float, epochs: int) -> tuple[dict[int, tuple[float, float, float]], float]:
@@ -40,7 +43,8 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[60, 80, 100, 120, 150, 200])
     parser.add_argument("--epochs", type=int, default=500, help="epochs of stage 1 (the lecture: 500)")
     args = parser.parse_args()
-    require_lecture_images()
+    if not (CONTENT.is_file() and STYLE.is_file()):
+        sys.exit(f"the lecture's images are not in {SHARED_LECTURE}; put rainier.jpg and autumn_oak.jpg there")
     print("| k | epoch | content (lecture) | style (lecture) | TV (lecture) |")
     print("|---|---|---|---|---|")
     scores = {}

@@ -1,10 +1,7 @@
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 SHARED_LECTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "lecture"
 

@@ -56,7 +56,8 @@ def test_help_documents_every_knob():
     proc = run_cli("--help")
     assert proc.returncode == 0
     for flag in ("--size", "--epochs", "--lr", "--lr-decay-epoch", "--optimizer", "--content-weight",
-                 "--style-weight", "--tv-weight", "--weights", "--scale", "--device", "--seed"):
+                 "--style-weight", "--tv-weight", "--weights", "--scale", "--device", "--seed",
+                 "--overwrite", "--max-pixels"):
         assert flag in proc.stdout
 
 

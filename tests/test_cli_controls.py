@@ -121,7 +121,8 @@ def test_images_inside_scikit_image_by_name():
     from neural_style.cli import image_arg
 
     np.testing.assert_array_equal(image_arg("skimage:coffee"), data.coffee())
-    assert image_arg("photos/cat.jpg") == "photos/cat.jpg"
+    with pytest.raises(ValueError, match="content image photos/cat.jpg does not exist"):
+        image_arg("photos/cat.jpg", role="content image")
     for bad in ("skimage:nope", "skimage:download_all", "skimage:_fetch"):
         with pytest.raises(ValueError, match="scikit-image has no image"):
             image_arg(bad)

@@ -88,8 +88,10 @@ def test_blend_needs_one_weight_per_style(images):
     content, a, b = images
     with pytest.raises(ValueError, match="3 style blend weights for 2 style images"):
         transfer(content, [a, b], tiny(style_blend=(1, 1, 1)))
-    with pytest.raises(ValueError, match="not all 0"):
-        Settings(style_blend=(0, 0))
+    with pytest.raises(ValueError, match="blend weights are all 0"):
+        Settings(style_blend=(0, 0)).validate()
+    with pytest.raises(ValueError, match="style blend weight must be at least 0"):
+        Settings(style_blend=(1, -1)).validate()
 
 
 # ---- 2. style scale ----------------------------------------------------------------------------
@@ -107,8 +109,9 @@ def test_style_scale_resizes_the_style_before_its_grams(vgg_caffe, images):
 
 def test_style_scale_too_small_for_the_deepest_layer_is_a_clear_error(images):
     content, a, _ = images
-    with pytest.raises(ValueError, match="too small for layer conv5_1"):
+    with pytest.raises(ValueError, match="style images would be 8x6 at style scale 0.25, too small: .* conv5_1"):
         transfer(content, a, tiny(style_scale=0.25))
+    tiny(style_scale=0.25, style_layers=("conv1_1", "conv2_1")).validate()  # shallow layers need fewer pixels
 
 
 # ---- 3. keep the content's colours -------------------------------------------------------------
@@ -198,7 +201,7 @@ def test_init_from_a_path_starts_there(images, tmp_path, monkeypatch):
     starts = starts_of(monkeypatch)
     transfer(content, a, tiny(init=str(path)))
     np.testing.assert_array_equal(starts[0], preprocess(b, (32, 24)).asnumpy())
-    with pytest.raises(ValueError, match="cannot read the initial image"):
+    with pytest.raises(ValueError, match="initial image .*missing.png does not exist"):
         transfer(content, a, tiny(init=str(tmp_path / "missing.png")))
 
 
@@ -213,8 +216,8 @@ def test_layer_by_name_or_index(spec, index):
 
 
 def test_unknown_layer_is_rejected_listing_valid_names():
-    with pytest.raises(ValueError, match="unknown VGG19 layer 'conv6_1'") as e:
-        Settings(style_layers=("conv1_1", "conv6_1"))
+    with pytest.raises(ValueError, match="style layer: unknown VGG19 layer 'conv6_1'") as e:
+        Settings(style_layers=("conv1_1", "conv6_1")).validate()
     assert "relu4_2" in str(e.value) and "conv5_4" in str(e.value)
     with pytest.raises(ValueError, match="out of range"):
         layer_index(37)
@@ -250,7 +253,7 @@ def test_transfer_uses_per_layer_style_weights(images):
     by_weight = transfer(content, a, tiny(style_weight=2e3))
     np.testing.assert_array_equal(doubled.image, by_weight.image)
     with pytest.raises(ValueError, match="2 style layer weights for 5 style layers"):
-        tiny(style_layer_weights=(1, 2))
+        tiny(style_layer_weights=(1, 2)).validate()
 
 
 # ---- 6. sizes: long side, original -------------------------------------------------------------

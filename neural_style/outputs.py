@@ -1,0 +1,62 @@
+"""Where a run writes, checked before it starts: never over an input, never into a folder it cannot write."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+from .images import SAVE_FORMATS
+
+PathLike = Union[str, os.PathLike]
+
+
+class OutputError(ValueError):
+    """An output path that cannot be used; the message names it and says what to do."""
+
+
+def output_paths(output: PathLike) -> tuple[Path, Path, Path]:
+    """The files a run writes: the image, its loss plot (_loss.png) and its JSON log (.json)."""
+    output = Path(output)
+    stem = output.with_suffix("")
+    return output, Path(f"{stem}_loss.png"), Path(f"{stem}.json")
+
+
+def check_outputs(paths: Sequence[PathLike], inputs: Iterable[PathLike] = (), overwrite: bool = False) -> None:
+    """Make sure every path can be written, creating missing folders; raise OutputError if not.
+
+    paths[0] is the image, whose extension must be one save_image knows. A path that is one of
+    the inputs (the same file, through links too) is refused unless ``overwrite``: the inputs are
+    read before training, so overwriting them is safe, but never by accident.
+    """
+    image = Path(paths[0])
+    if image.suffix.lower() not in SAVE_FORMATS:
+        known = ", ".join(sorted(SAVE_FORMATS))
+        raise OutputError(f"output {image} has an unknown extension {image.suffix!r}; use one of {known}")
+    inputs = [Path(p) for p in inputs]
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise OutputError(f"output {path} is a folder; give a file name such as {path / 'result.png'}")
+        if not overwrite:
+            for source in inputs:
+                if path.exists() and source.exists() and os.path.samefile(path, source):
+                    raise OutputError(f"output {path} is the input image {source}; writing it would destroy the "
+                                      "input, so choose another -o (or pass --overwrite if that is what you want)")
+    for folder in sorted({Path(p).parent for p in paths}):
+        _writable_folder(folder)
+
+
+def _writable_folder(folder: Path) -> None:
+    """Create folder if needed and prove it writable by creating and removing a file in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create the output folder {folder}: a file of that name is in the way") from None
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".neural-style-probe-", dir=folder)
+    except OSError as e:
+        raise OutputError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
