@@ -297,6 +297,8 @@ RESUME_CASES = {
     "adam, stage 1": ((Stage(32, 24, "adam", 0.05, 4, 2), Stage(40, 30, "adam", 0.05, 3, 200)), (0, 1)),
     "adam, stage 2": ((Stage(32, 24, "adam", 0.05, 4, 2), Stage(40, 30, "adam", 0.05, 3, 200)), (1, 0)),
     "adam, end of stage 1": ((Stage(32, 24, "adam", 0.05, 4, 2), Stage(40, 30, "adam", 0.05, 3, 200)), (0, 3)),
+    # L-BFGS keeps its curvature pairs in the optimizer state.
+    "lbfgs": ((Stage(32, 24, "lbfgs", 1.0, 5, 200),), (0, 2)),
     # lr 5 diverges at epochs 3 and 6 here: the recovery state must survive the interruption.
     "sgd diverging, before a recovery": ((Stage(32, 24, "sgd", 5.0, 9, 4),), (0, 2)),
     "sgd diverging, at a recovery": ((Stage(32, 24, "sgd", 5.0, 9, 4),), (0, 3)),
@@ -331,6 +333,49 @@ def test_resume_equals_uninterrupted(case, tmp_path):
         np.testing.assert_array_equal(a, b)
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in whole.history]
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == strip
+
+
+def test_resume_keeps_the_count_of_recoveries(tmp_path):
+    """With one recovery allowed, the run gives up at its second divergence, resumed or not."""
+    from skimage import data
+
+    from neural_style.train import DivergedError
+
+    content, style = data.chelsea(), data.immunohistochemistry()
+    settings = tiny(Stage(32, 24, "sgd", 5.0, 9, 4), max_recoveries=1)
+    with pytest.raises(DivergedError) as whole:
+        transfer(content, style, settings)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):
+        transfer(content, style, settings, interrupt_after(0, 4, ckpt))  # after the first recovery
+    with pytest.raises(DivergedError) as resumed:
+        transfer(content, style, settings, resume=ckpt)
+    assert (resumed.value.stage, resumed.value.epoch) == (whole.value.stage, whole.value.epoch)
+    np.testing.assert_array_equal(resumed.value.result.image, whole.value.result.image)
+
+
+def test_a_stopped_run_writes_a_checkpoint_that_resumes_to_the_same_image(tmp_path):
+    """What Ctrl-C does on the command line: the stop flag ends the run after an epoch and, with
+    save_to, the checkpoint is written there."""
+    import threading
+
+    from skimage import data
+
+    from neural_style.train import Interrupted as Stopped
+
+    stages = RESUME_CASES["adam, stage 2"][0]
+    stop = threading.Event()
+
+    def press_ctrl_c(p):
+        if (p.stage, p.epoch) == (1, 1):
+            stop.set()
+
+    out = tmp_path / "out.png"
+    with pytest.raises(Stopped) as e:
+        transfer(data.chelsea(), data.immunohistochemistry(), tiny(*stages), press_ctrl_c, stop, save_to=out)
+    assert e.value.checkpoint == tmp_path / "out.ckpt" and e.value.checkpoint.is_file()
+    resumed = transfer(data.chelsea(), data.immunohistochemistry(), tiny(*stages), resume=e.value.checkpoint)
+    np.testing.assert_array_equal(resumed.image, uninterrupted(stages).image)
 
 
 def test_save_every_writes_snapshots_and_a_checkpoint_to_resume_from(tmp_path, images):
