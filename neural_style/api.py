@@ -11,7 +11,7 @@ from .config import Settings
 from .controls import StyleLike, style_list
 from .images import ImageLike, save_image, to_uint8
 from .metadata import describe, image_metadata
-from .train import Callback, checkpoint_path, transfer
+from .train import Callback, StopFlag, checkpoint_path, transfer
 
 PathLike = Union[str, os.PathLike]
 
@@ -24,6 +24,7 @@ def stylize(
     callback: Optional[Callback] = None,
     output: Optional[PathLike] = None,
     resume: Optional[PathLike] = None,
+    stop: Optional[StopFlag] = None,
     **overrides,
 ) -> Image.Image:
     """Stylise content with one style image or a list of them; returns an RGB PIL image.
@@ -33,7 +34,8 @@ def stylize(
     ``stages=(Stage(300, 200),)``, ...), applied over ``settings`` (default: the lecture's).
     ``callback`` gets a train.Progress after every epoch. With ``output`` the image is also
     written there (PNG or JPEG, the settings in its metadata), and ``save_every`` snapshots and
-    the checkpoint are named after it; ``resume`` continues from such a checkpoint.
+    the checkpoint are named after it; ``resume`` continues from such a checkpoint. ``stop``
+    (e.g. a threading.Event) ends the run after the current epoch, as in transfer().
 
     The returned image's ``info`` holds the same metadata (its ``neural-style:settings`` are the
     effective settings, which ``Settings.from_dict(json.loads(...))`` turns back into Settings).
@@ -44,7 +46,7 @@ def stylize(
         raise TypeError(f"stylize() got unknown settings {', '.join(unknown)}; the settings are: "
                         + ", ".join(sorted(known)))
     settings = replace(settings or Settings(), **overrides)
-    result = transfer(content, style, settings, callback, resume=resume, save_to=output)
+    result = transfer(content, style, settings, callback, stop, resume=resume, save_to=output)
     meta = image_metadata(result.settings, describe(content), [describe(s) for s in style_list(style)])
     img = Image.fromarray(to_uint8(result.image))
     img.info.update(meta)
