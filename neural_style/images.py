@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import nd
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from .config import MAX_ASPECT_RATIO, MAX_PIXELS, RGB_MEAN, RGB_STD
 
@@ -143,8 +145,13 @@ def to_uint8(img: Union[np.ndarray, nd.NDArray]) -> np.ndarray:
     return (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str, os.PathLike], **pil_options) -> Path:
-    """Write PNG or JPEG (by extension) atomically: a crash never leaves a half-written file."""
+def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str, os.PathLike],
+               metadata: Optional[dict[str, str]] = None, **pil_options) -> Path:
+    """Write PNG or JPEG (by extension) atomically: a crash never leaves a half-written file.
+
+    ``metadata`` (text keys and values) goes into PNG text chunks, or as one JSON object into
+    the JPEG comment (JPEG has no text chunks); metadata.read_metadata reads either back.
+    """
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -158,6 +165,13 @@ def save_image(img: Union[np.ndarray, nd.NDArray, Image.Image], path: Union[str,
         pil = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr))
     if fmt == "JPEG":
         pil_options.setdefault("quality", 95)
+    if metadata and fmt == "PNG":
+        info = PngInfo()
+        for key, value in metadata.items():
+            info.add_text(key, value)
+        pil_options["pnginfo"] = info
+    elif metadata:
+        pil_options["comment"] = json.dumps(metadata)
     with atomic_write(path) as f:
         pil.save(f, fmt, **pil_options)
     return path

@@ -1,7 +1,7 @@
 """The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mxnet import nd
 
@@ -40,9 +40,15 @@ def compute_loss(
     content_weight: float = 1.0,
     style_weight: float = 1e3,
     tv_weight: float = 10.0,
+    style_layer_weights: Optional[Sequence[float]] = None,
 ) -> tuple[nd.NDArray, nd.NDArray, nd.NDArray, nd.NDArray]:
-    """Weighted content, style and TV losses (each summed over its layers) and their total."""
+    """Weighted content, style and TV losses (each summed over its layers) and their total.
+
+    ``style_layer_weights`` multiplies style_weight layer by layer (None: the same for all).
+    """
     content_l = nd.add_n(*[content_loss(Y_hat, Y) * content_weight for Y_hat, Y in zip(contents_Y_hat, contents_Y)])
-    style_l = nd.add_n(*[style_loss(Y_hat, Y) * style_weight for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)])
+    layer_weights = [style_weight] * len(styles_Y_gram) if style_layer_weights is None else [
+        style_weight * w for w in style_layer_weights]
+    style_l = nd.add_n(*[style_loss(Y_hat, Y) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, layer_weights)])
     tv_l = tv_loss(X) * tv_weight
     return content_l, style_l, tv_l, content_l + style_l + tv_l

@@ -12,15 +12,11 @@ from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
 from .config import RGB_MEAN, RGB_STD
+# Positions of the 16 convolutions and of the 2x2, stride-2 max-pools (no padding: each one
+# floors the size by half) in gluon's vgg19().features, and their names (see layers.py).
+from .layers import CONV_INDICES, CONV_NAMES, POOL_INDICES
 from .weights import WeightsError, load_caffe_vgg19
 
-# Positions of the 16 convolutions in gluon's vgg19().features.
-CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-# Positions of its 2x2, stride-2 max-pools (no padding: each one floors the size by half).
-POOL_INDICES = (4, 9, 18, 27, 36)
-CONV_NAMES = tuple(
-    f"conv{b}_{k}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for k in range(1, n + 1)
-)
 # Caffe's BGR mean, in RGB order, on the 0..255 scale.
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 GLUON_PARAMS = "vgg19-ad2f660d.params"

@@ -63,7 +63,7 @@ def test_help_documents_every_knob():
 
 @pytest.mark.parametrize("args, message", [
     (["--size", "0x10"], "must be positive"),
-    (["--size", "300"], "WIDTHxHEIGHT"),
+    (["--size", "300x"], "WIDTHxHEIGHT"),  # "300" alone is a long side (issue 5)
     (["--epochs", "-3"], "greater than 0"),
     (["--size", "32x24", "64x48", "--epochs", "1", "2", "3"], "3 values for 2 stages"),
 ])

@@ -210,7 +210,10 @@ def test_signal_saves_the_latest_image_and_log(signum, status, tmp_path, pair):
     assert log["stopped_at"]["epoch"] > 0 and log["history"]
     assert all(np.isfinite(h["total"]) for h in log["history"])
     assert decodes(tmp_path / "out" / "result_loss.png")[0] > 100
-    assert sorted(p.name for p in out.parent.iterdir()) == ["result.json", "result.png", "result_loss.png"]
+    # and a checkpoint to continue from with --resume (issue 5)
+    assert "run the same command with --resume" in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["result.ckpt", "result.json", "result.png",
+                                                            "result_loss.png"]
 
 
 def test_a_second_signal_quits_and_signals_wait_while_saving():

@@ -191,9 +191,10 @@ def test_sixteen_bit_keeps_its_range_and_gif_gives_its_first_frame(tmp_path, rng
     (dict(style_weight=0.0), "style weight must be greater than 0"),
     (dict(content_weight=-1.0), "content weight must be at least 0"),
     (dict(tv_weight=float("nan")), "tv weight must be a finite number"),
-    (dict(style_layers=(1,)), "style layer 1 is not a VGG19 convolution; use one of 0 (conv1_1)"),
-    (dict(content_layers=(99,)), "content layer 99 is not a VGG19 convolution"),
-    (dict(style_layers=("conv4_2",)), "style layer 'conv4_2' is not"),
+    # any layer of the 37, by index or name, is usable (issue 5): only others are refused
+    (dict(style_layers=(37,)), "style layer: VGG19 layer index 37 is out of range 0..36"),
+    (dict(content_layers=(99,)), "content layer: VGG19 layer index 99 is out of range"),
+    (dict(style_layers=("conv9_1",)), "style layer: unknown VGG19 layer 'conv9_1'; use an index 0..36 or one of: conv1_1"),
     (dict(style_layers=()), "at least one style layer"),
     (dict(max_pixels=0), "max_pixels"),
     (dict(max_recoveries=-1), "max_recoveries"),

@@ -1,0 +1,68 @@
+"""Names of the layers of gluon's vgg19().features, and turning names or indices into indices.
+
+The feature sequence is conv, relu, conv, relu, ..., with a max-pool closing each of the five
+blocks. ``conv4_4`` is the layer index the lecture taps for content (before its ReLU);
+``relu4_4`` is the index right after it, ``pool4`` the pool that ends block 4.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Union
+
+# Convolutions per block in VGG19.
+BLOCKS = (2, 2, 4, 4, 4)
+
+
+def _layout() -> tuple[str, ...]:
+    names = []
+    for b, n in enumerate(BLOCKS, start=1):
+        for k in range(1, n + 1):
+            names += [f"conv{b}_{k}", f"relu{b}_{k}"]
+        names.append(f"pool{b}")
+    return tuple(names)
+
+
+# LAYER_NAMES[i] is the name of features[i]; 37 layers, indices 0..36.
+LAYER_NAMES = _layout()
+LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+# Positions and names of the 16 convolutions.
+CONV_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("conv"))
+CONV_NAMES = tuple(LAYER_NAMES[i] for i in CONV_INDICES)
+# Positions of the five max-pools.
+POOL_INDICES = tuple(i for i, name in enumerate(LAYER_NAMES) if name.startswith("pool"))
+
+LayerSpec = Union[int, str]
+
+
+def layer_index(spec: LayerSpec) -> int:
+    """An index of vgg19().features from an index (int or digits) or a name such as 'relu4_2'."""
+    if isinstance(spec, bool):
+        raise ValueError(f"unknown VGG19 layer {spec!r}")
+    if isinstance(spec, int):
+        index = spec
+    else:
+        text = str(spec).strip().lower()
+        if text.isdigit():
+            index = int(text)
+        elif text in LAYER_INDEX:
+            return LAYER_INDEX[text]
+        else:
+            raise ValueError(
+                f"unknown VGG19 layer {spec!r}; use an index 0..{len(LAYER_NAMES) - 1} or one of: "
+                + ", ".join(LAYER_NAMES))
+    if not 0 <= index < len(LAYER_NAMES):
+        raise ValueError(f"VGG19 layer index {index} is out of range 0..{len(LAYER_NAMES) - 1}")
+    return index
+
+
+def layer_indices(specs: Iterable[LayerSpec]) -> tuple[int, ...]:
+    """layer_index of each entry, in order; at least one layer."""
+    if isinstance(specs, (int, str)):
+        specs = (specs,)
+    indices = tuple(layer_index(s) for s in specs)
+    if not indices:
+        raise ValueError("give at least one layer")
+    return indices
+
+
+def layer_name(index: int) -> str:
+    return LAYER_NAMES[index]
