@@ -19,7 +19,7 @@ PRESERVE_COLORS = (None, "luminance", "histogram")
 
 # Activation scale k applied to the Caffe VGG19 so the lecture's loss weights and learning
 # rates keep their meaning (see docs/CALIBRATION.md for how it was chosen).
-CAFFE_SCALE = 100.0
+CAFFE_SCALE = 115.0
 
 # Input images that declare more pixels than this are refused before they are decoded
 # (decompression bombs); --max-pixels / Settings.max_pixels raises it. 250 MP decodes to 750 MB.
