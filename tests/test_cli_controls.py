@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from neural_style.cli import build_parser, main, settings_from_args, settings_to_argv
-from neural_style.config import LECTURE_STAGES, Settings, Stage
+from neural_style.config import LECTURE_STAGES, Settings
 
 from conftest import smooth_image
 from test_cli import run_cli

@@ -2,7 +2,6 @@
 work on signals, divergence or memory exhaustion. Where the behaviour is about exit codes,
 signals and files the real CLI runs as a subprocess; the many small cases run main() in-process."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """The feature network: the preprocessing fold, the activation scale, frozen parameters."""
-import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, nd
