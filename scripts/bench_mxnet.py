@@ -12,7 +12,7 @@ Usage (benchmark.py does this): ``python scripts/bench_mxnet.py MODE '<json spec
   lecture-pair    whether the lecture's images are in SHARED_LECTURE
   quality-lecture the lecture's SGD schedule in the lecture's loop: final loss and time
   quality-train   one optimizer through transfer() until the loss reaches a target
-  memory          RSS after every epoch and the peak, for one stage at one size
+  memory          RSS after every epoch, each epoch's peak and the process's, for one stage
 
 Thread counts: MXNet sizes its OpenMP pool when it is first imported: half the cores unless
 OMP_NUM_THREADS is set, in which case that. neural_style sets OMP_NUM_THREADS to the core count
@@ -37,6 +37,7 @@ if MODE in LECTURE_MODES:
 import ctypes  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from statistics import median  # noqa: E402
@@ -432,17 +433,48 @@ def mode_quality_train(spec: dict[str, Any]) -> dict[str, Any]:
             "error": error, "peak_rss_mb": peak_rss_mb(), **common()}
 
 
+class PeakSampler:
+    """Reads this process's RSS every few milliseconds in a thread; take() returns the highest
+    reading since the last take(). The callback's own reading lands wherever the next epoch,
+    already queued, happens to be; the per-epoch peak does not depend on that timing."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            value = rss_mb()
+            with self._lock:
+                self.peak = max(self.peak, value)
+
+    def take(self) -> float:
+        with self._lock:
+            value, self.peak = max(self.peak, rss_mb()), 0.0
+        return value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def mode_memory(spec: dict[str, Any]) -> dict[str, Any]:
-    """One default-path stage: RSS after each epoch's callback, the peak, seconds per epoch."""
+    """One default-path stage: RSS after each epoch's callback, each epoch's peak RSS, the
+    process's peak, seconds per epoch."""
     w, h = spec["size"]
     epochs = int(spec["epochs"])
     content, style, source = speed_pair()
     base = Settings()
     settings = replace(base, stages=(replace(base.stages[0], width=w, height=h, epochs=epochs),))
-    rss, elapsed = [], []
+    rss, peaks, elapsed = [], [], []
+    sampler = PeakSampler()
 
     def callback(p) -> None:
         rss.append(rss_mb())
+        peaks.append(sampler.take())
         elapsed.append(p.elapsed)
 
     out: dict[str, Any] = {"pair": source}
@@ -452,8 +484,11 @@ def mode_memory(spec: dict[str, Any]) -> dict[str, Any]:
         out["completed"] = True
     except (MemoryError, mx.base.MXNetError) as e:
         out.update(completed=False, error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        sampler.close()
     steps = [b - a for a, b in zip([0.0] + elapsed[:-1], elapsed)]
-    out.update({"rss_after_epoch_mb": rss, "seconds_per_epoch": median(steps[1:] or steps) if steps else None,
+    out.update({"rss_after_epoch_mb": rss, "epoch_peak_rss_mb": peaks,
+                "seconds_per_epoch": median(steps[1:] or steps) if steps else None,
                 "peak_rss_mb": peak_rss_mb(), **common()})
     return out
 

@@ -86,3 +86,22 @@ def test_write_report_keeps_text_outside_the_marks(bench, tmp_path):
     text = path.read_text()
     assert "second" in text and "first" not in text and "prose" in text
     assert text.count(bench.MARK_BEGIN) == 1
+
+
+def test_quality_rows_shares_of_both_schedules(bench):
+    run = {"optimizer": "x", "lr": 1.0, "events": [], "error": None}
+    q = {"target": 10.0, "sgd_seconds": 100.0, "lecture_seconds": 250.0, "runs": [
+        {**run, "run": "sgd", "reached": True, "reached_epoch": 499, "seconds": 100.0, "epochs_run": 500,
+         "final_total": 10.0},
+        {**run, "run": "lbfgs", "reached": True, "reached_epoch": 9, "seconds": 20.0, "epochs_run": 10,
+         "final_total": 9.5},
+        {**run, "run": "adam", "reached": False, "reached_epoch": None, "seconds": None, "epochs_run": 500,
+         "final_total": 11.0, "events": ["diverged"]},
+    ]}
+    sgd, lbfgs, adam = bench.quality_rows(q)
+    assert sgd[3:7] == ["500", "100.0", "0.400", "1.000"]
+    assert lbfgs[3:7] == ["10", "20.0", "0.080", "0.200"]
+    assert adam[3:7] == ["not in 500", "-", "-", "-"]
+    assert adam[8] == "1 recoveries"
+    q["lecture_seconds"] = None  # no speed row at the quality size: no share of the lecture loop's time
+    assert bench.quality_rows(q)[1][5] == "-"
