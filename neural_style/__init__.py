@@ -1,9 +1,9 @@
 """Neural style transfer (Gatys et al.) in MXNet/Gluon, following the d2l.ai / STAT 157 lecture."""
-import os as _os
+from . import runtime as _runtime
 
-# MXNet sizes its OpenMP pool from this variable when it is first imported, and by default
-# uses only half the cores; all of them is measurably faster (see WEIGHTS.md).
-_os.environ.setdefault("OMP_NUM_THREADS", str(_os.cpu_count() or 1))
+# Both before MXNet is first imported: it sizes its thread pool then, and starts its threads.
+_runtime.set_threads()
+_runtime.keep_freed_memory()
 
 __version__ = "0.1.0"
 

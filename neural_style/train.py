@@ -264,6 +264,8 @@ def feature_net(settings: Settings, ctx: mx.Context) -> VGGFeatures:
     key = (tuple(sorted(set(taps))), settings.weights, settings.activation_scale, str(ctx), settings.weights_file)
     if key not in _NET_CACHE:
         net = load_vgg(taps, settings.weights, settings.activation_scale, ctx, settings.weights_file)
+        # Static memory for the forward and backward pass: no allocation per epoch.
+        net.hybridize(static_alloc=True, static_shape=True)
         _NET_CACHE.clear()  # one network at a time: they are large
         _NET_CACHE[key] = net
     return _NET_CACHE[key]

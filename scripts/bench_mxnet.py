@@ -18,7 +18,8 @@ Thread counts: MXNet sizes its OpenMP pool when it is first imported: half the c
 OMP_NUM_THREADS is set, in which case that. neural_style sets OMP_NUM_THREADS to the core count
 on import. benchmark.py starts every worker without the variable, so the modes that import
 neural_style first get the package's setting, and the lecture modes, which import mxnet before
-anything from neural_style, get MXNet's own default, as the lecture did.
+anything from neural_style, get MXNet's own default, as the lecture did. Likewise they keep
+glibc's malloc as it is (NEURAL_STYLE_MALLOC=system), where the package tunes it on import.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ if MODE in LECTURE_MODES:
     import mxnet  # noqa: F401
 
     _OMP_SET_BEFORE = "OMP_NUM_THREADS" in os.environ
+    os.environ["NEURAL_STYLE_MALLOC"] = "system"  # the lecture ran with glibc's defaults
 
 import ctypes  # noqa: E402
 import json  # noqa: E402
