@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Union
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 import mxnet as mx
 import numpy as np
@@ -17,6 +17,7 @@ from mxnet import autograd, gluon, nd
 
 from . import __version__
 from . import optim  # noqa: F401  (registers the 'lbfgs' optimizer with Gluon)
+from . import runtime
 from .checkpoint import Checkpoint, load_checkpoint, load_trainer_states, save_checkpoint, trainer_states
 from .config import Settings, Stage
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
@@ -148,6 +149,19 @@ def get_context(device: str) -> mx.Context:
     return mx.gpu(n)
 
 
+@contextlib.contextmanager
+def static_memory(net: VGGFeatures, pixels: int) -> Iterator[None]:
+    """Run the network with memory allocated once for its forward and backward pass, not every
+    epoch, and freed memory kept for the next epoch up to a size (runtime.keep_freed_memory);
+    free the static memory afterwards: the network outlives the run in feature_net's cache."""
+    runtime.keep_freed_memory(pixels <= runtime.KEEP_MEMORY_MAX_PIXELS)
+    net.hybridize(static_alloc=True, static_shape=True)
+    try:
+        yield
+    finally:
+        net.hybridize(False)
+
+
 def train(
     X: nd.NDArray,
     contents_Y: list[nd.NDArray],
@@ -187,56 +201,57 @@ def train(
         trainer = gluon.Trainer(gen_img.collect_params(), stage.optimizer, {"learning_rate": lr})
         load_trainer_states(trainer, resume.trainer_states)
         trainer.set_learning_rate(lr)
-    for i in range(first, stage.epochs):
-        # The lecture decays after epoch i - 1 when (i - 1) % lr_decay_epoch == 0 and i - 1 != 0;
-        # doing it here, before epoch i, leaves a checkpoint after epoch i - 1 nothing pending.
-        if i - 1 > 0 and (i - 1) % stage.lr_decay_epoch == 0:
-            lr *= stage.lr_decay
-            trainer.set_learning_rate(lr)
-        with autograd.record():
-            X = gen_img()
-            contents_Y_hat, styles_Y_hat = extract_features(net, X, settings.content_layers, settings.style_layers)
-            losses = compute_loss(
-                X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
-                settings.content_weight, settings.style_weight, settings.tv_weight, settings.style_layer_weights,
-            )
-        snapshot = X.copy()
-        losses[-1].backward()
-        trainer.step(1)
-        # Check the previous epoch's loss: one epoch stays in flight, memory stays bounded.
-        event = None
-        if previous is not None:
-            value = float(previous[0].asscalar())
-            if np.isfinite(value) and value <= DIVERGENCE_FACTOR * best:
-                last_good, best = previous[1], min(best, value)
-            else:
-                recoveries += 1
-                if recoveries > settings.max_recoveries:
-                    raise _partial(DivergedError(
-                        f"the loss diverged again after lowering the learning rate {settings.max_recoveries} "
-                        f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr"), stage_index, i, last_good)
-                lr *= 0.1
-                gen_img.weight.set_data(last_good)
-                trainer = gluon.Trainer(gen_img.collect_params(), stage.optimizer, {"learning_rate": lr})
-                event = (f"the loss diverged ({value:.3g}) at epoch {i - 1}; "
-                         f"restored the last good image and lowered the learning rate to {lr:g}")
-        # After a recovery this epoch's loss belongs to the discarded image: do not judge it.
-        previous = (losses[-1], snapshot) if event is None else None
-        report = (i % settings.report_every == 0 and i != 0) or i == stage.epochs - 1
-        # Between two epochs: all a checkpoint needs (references, no copies).
-        state = LoopState(stage_index, i + 1, lr, gen_img, trainer, last_good, best, recoveries, previous)
-        if callback is not None:
-            values = None
-            if report and event is None:
-                values = dict(zip(("content", "style", "tv", "total"), (float(l.asscalar()) for l in losses)))
-            callback(Progress(stage_index, len(settings.stages), i, stage.epochs, lr,
-                              time.perf_counter() - start, values, event, state))
-        if stop is not None and stop.is_set():
-            raise _partial(Interrupted(f"stopped at stage {stage_index + 1}, epoch {i}"), stage_index, i, last_good,
-                           state)
-    if previous is None or not np.isfinite(previous[0].asscalar()):
-        gen_img.weight.set_data(last_good)
-    return gen_img.weight.data().copy()
+    with static_memory(net, X.shape[2] * X.shape[3]):
+        for i in range(first, stage.epochs):
+            # The lecture decays after epoch i - 1 when (i - 1) % lr_decay_epoch == 0 and i - 1 != 0;
+            # doing it here, before epoch i, leaves a checkpoint after epoch i - 1 nothing pending.
+            if i - 1 > 0 and (i - 1) % stage.lr_decay_epoch == 0:
+                lr *= stage.lr_decay
+                trainer.set_learning_rate(lr)
+            with autograd.record():
+                X = gen_img()
+                contents_Y_hat, styles_Y_hat = extract_features(net, X, settings.content_layers, settings.style_layers)
+                losses = compute_loss(
+                    X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
+                    settings.content_weight, settings.style_weight, settings.tv_weight, settings.style_layer_weights,
+                )
+            snapshot = X.copy()
+            losses[-1].backward()
+            trainer.step(1)
+            # Check the previous epoch's loss: one epoch stays in flight, memory stays bounded.
+            event = None
+            if previous is not None:
+                value = float(previous[0].asscalar())
+                if np.isfinite(value) and value <= DIVERGENCE_FACTOR * best:
+                    last_good, best = previous[1], min(best, value)
+                else:
+                    recoveries += 1
+                    if recoveries > settings.max_recoveries:
+                        raise _partial(DivergedError(
+                            f"the loss diverged again after lowering the learning rate {settings.max_recoveries} "
+                            f"times (stage {stage_index + 1}, epoch {i}); try a lower --lr"), stage_index, i, last_good)
+                    lr *= 0.1
+                    gen_img.weight.set_data(last_good)
+                    trainer = gluon.Trainer(gen_img.collect_params(), stage.optimizer, {"learning_rate": lr})
+                    event = (f"the loss diverged ({value:.3g}) at epoch {i - 1}; "
+                             f"restored the last good image and lowered the learning rate to {lr:g}")
+            # After a recovery this epoch's loss belongs to the discarded image: do not judge it.
+            previous = (losses[-1], snapshot) if event is None else None
+            report = (i % settings.report_every == 0 and i != 0) or i == stage.epochs - 1
+            # Between two epochs: all a checkpoint needs (references, no copies).
+            state = LoopState(stage_index, i + 1, lr, gen_img, trainer, last_good, best, recoveries, previous)
+            if callback is not None:
+                values = None
+                if report and event is None:
+                    values = dict(zip(("content", "style", "tv", "total"), (float(l.asscalar()) for l in losses)))
+                callback(Progress(stage_index, len(settings.stages), i, stage.epochs, lr,
+                                  time.perf_counter() - start, values, event, state))
+            if stop is not None and stop.is_set():
+                raise _partial(Interrupted(f"stopped at stage {stage_index + 1}, epoch {i}"), stage_index, i, last_good,
+                               state)
+        if previous is None or not np.isfinite(previous[0].asscalar()):
+            gen_img.weight.set_data(last_good)
+        return gen_img.weight.data().copy()
 
 
 def _partial(error: PartialWork, stage: int, epoch: int, image: Optional[nd.NDArray],
@@ -264,8 +279,6 @@ def feature_net(settings: Settings, ctx: mx.Context) -> VGGFeatures:
     key = (tuple(sorted(set(taps))), settings.weights, settings.activation_scale, str(ctx), settings.weights_file)
     if key not in _NET_CACHE:
         net = load_vgg(taps, settings.weights, settings.activation_scale, ctx, settings.weights_file)
-        # Static memory for the forward and backward pass: no allocation per epoch.
-        net.hybridize(static_alloc=True, static_shape=True)
         _NET_CACHE.clear()  # one network at a time: they are large
         _NET_CACHE[key] = net
     return _NET_CACHE[key]
