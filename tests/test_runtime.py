@@ -14,6 +14,8 @@ PROBE = textwrap.dedent("""
     import neural_style  # applies (or not) the malloc settings
 
     np.core.multiarray._set_madvise_hugepage(False)  # count 4 KiB pages, as MXNet's buffers get
+    if os.environ.get("PROBE_RELEASE"):
+        neural_style.runtime.keep_freed_memory(False)  # what train() does for the largest stages
     def faults_of_one_allocation():
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         a = np.ones(64 * 2**20, np.float32)
@@ -39,6 +41,8 @@ def test_freed_memory_is_reused_without_faulting_it_in_again():
     assert kept["second"] < pages // 20  # the second reuses it
     system = probe(NEURAL_STYLE_MALLOC="system")
     assert system["second"] > pages // 2  # glibc's default: returned to the kernel, faulted in again
+    released = probe(PROBE_RELEASE="1")
+    assert released["second"] > pages // 2  # large stages: large blocks mmap'ed and returned again
 
 
 def test_threads_default_to_the_cores_and_respect_the_user():
