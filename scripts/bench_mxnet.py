@@ -71,7 +71,7 @@ if MODE != "sgemm":
         import neural_style.losses
 
         def gram(X):
-            """The lecture's own Gram matrix, nd.dot with a transpose (the package uses BLAS syrk)."""
+            """The lecture's own Gram matrix, nd.dot with a transpose (the package uses an inner product)."""
             num_channels, n = X.shape[1], X.size // X.shape[1]
             X = X.reshape((num_channels, n))
             return nd.dot(X, X.T) / (num_channels * n)
