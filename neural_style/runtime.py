@@ -10,8 +10,9 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 DEFAULT_MMAP_MAX = 65536
 
-#: Above this many pixels a stage lets glibc return memory again: measured, 1200x800 peaks at
-#: the same memory either way, and 2400x1600 fits in 24 GB only without keeping it.
+#: Above this many pixels a stage lets glibc return memory again. Measured before the Gram
+#: matrix became an inner product: 1200x800 peaked near 6 GB either way, and 2400x1600 passed the
+#: benchmark's 20.9 GB limit only with freed memory kept.
 KEEP_MEMORY_MAX_PIXELS = 1_500_000
 
 #: Set to "system" to leave malloc as it is.
@@ -32,7 +33,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
     every epoch faults its feature maps in again, zero-filled page by page: a fifth to a third
     of the CPU time in the kernel (docs/BENCHMARKS.md). Without mmap, with one arena and a high
     trim threshold, the next epoch reuses the same memory. The price is fragmentation: the
-    largest images need more memory (2400x1600 no longer fits in 24 GB), so train() turns this
+    largest images need more memory (2400x1600 passed 20.9 GB with it, 16.9 GB without), so train() turns this
     off above KEEP_MEMORY_MAX_PIXELS (``keep=False``: mmap again for large blocks, and what the
     heap holds free goes back to the kernel). The first call must come before MXNet starts its
     threads. Returns whether the settings took (glibc only).
