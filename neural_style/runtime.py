@@ -33,9 +33,9 @@ def keep_freed_memory(keep: bool = True) -> bool:
     every epoch faults its feature maps in again, zero-filled page by page: a fifth to a third
     of the CPU time in the kernel (docs/BENCHMARKS.md). Without mmap, with one arena and a high
     trim threshold, the next epoch reuses the same memory. The price is fragmentation: the
-    largest images need more memory (2400x1600 passed 20.9 GB with it, 16.9 GB without), so train() turns this
-    off above KEEP_MEMORY_MAX_PIXELS (``keep=False``: mmap again for large blocks, and what the
-    heap holds free goes back to the kernel). The first call must come before MXNet starts its
+    largest images need more memory (2400x1600 passed 20.9 GB with it, 16.9 GB without), so
+    train() turns this off above KEEP_MEMORY_MAX_PIXELS (``keep=False``: mmap again for large
+    blocks, and what the heap holds free goes back to the kernel). The first call must come before MXNet starts its
     threads. Returns whether the settings took (glibc only).
     """
     if os.environ.get(MALLOC_VARIABLE, "keep") == "system":
