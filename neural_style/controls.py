@@ -102,19 +102,13 @@ def keep_content_chroma(out: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 # ---- style targets ---------------------------------------------------------------------------
 
-def style_shape(stage: Stage, scale: float) -> tuple[int, int]:
-    """(width, height) a style image is resized to: the stage's working size times scale
-    (Settings.validate checks that it is large enough for the style layers)."""
-    return style_size(stage, scale)
-
-
 def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Sequence[float], stage: Stage,
                   settings: Settings, ctx: mx.Context) -> list[nd.NDArray]:
     """The Gram matrix target of each style layer: the blend-weighted sum over the style images.
 
     A single style gives exactly the lecture's target; a style with weight 0 is not computed.
     """
-    shape = style_shape(stage, settings.style_scale)
+    shape = style_size(stage, settings.style_scale)
     mixed: Optional[list[nd.NDArray]] = None
     for img, w in zip(styles, weights):
         if w == 0:

@@ -1,8 +1,7 @@
 """The generated image as a Gluon block whose only parameter is the image itself."""
 from __future__ import annotations
 
-import mxnet as mx
-from mxnet import init, nd
+from mxnet import nd
 from mxnet.gluon import nn
 
 
@@ -16,9 +15,3 @@ class GeneratedImage(nn.Block):
     def forward(self) -> nd.NDArray:
         return self.weight.data()
 
-
-def generated_image(X: nd.NDArray, ctx: mx.Context) -> GeneratedImage:
-    """A GeneratedImage initialised from X (the content image, or the previous stage's result)."""
-    gen_img = GeneratedImage(X.shape)
-    gen_img.initialize(init.Constant(X), ctx=ctx)
-    return gen_img

@@ -6,7 +6,7 @@ blocks. ``conv4_4`` is the layer index the lecture taps for content (before its 
 """
 from __future__ import annotations
 
-from typing import Iterable, Union
+from typing import Sequence, Union
 
 # Convolutions per block in VGG19.
 BLOCKS = (2, 2, 4, 4, 4)
@@ -54,14 +54,15 @@ def layer_index(spec: LayerSpec) -> int:
     return index
 
 
-def layer_indices(specs: Iterable[LayerSpec]) -> tuple[int, ...]:
-    """layer_index of each entry, in order; at least one layer."""
-    if isinstance(specs, (int, str)):
-        specs = (specs,)
-    indices = tuple(layer_index(s) for s in specs)
-    if not indices:
-        raise ValueError("give at least one layer")
-    return indices
+def min_side(taps: Sequence[int]) -> int:
+    """The fewest pixels per side for which every layer up to the deepest tap is at least 1x1.
+
+    Each max-pool before the tap halves the size, rounding down, so n pools need 2**n pixels:
+    16 for the lecture's conv5_1 (layer 28, after four pools). Never less than 2, which the
+    total-variation loss needs.
+    """
+    pools = sum(1 for p in POOL_INDICES if p < max(taps))
+    return max(2, 2 ** pools)
 
 
 def layer_name(index: int) -> str:

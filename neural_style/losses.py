@@ -1,9 +1,11 @@
 """The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 from mxnet import nd
+
+from .config import LossWeights
 
 
 def content_loss(Y_hat: nd.NDArray, Y: nd.NDArray) -> nd.NDArray:
@@ -40,18 +42,19 @@ def compute_loss(
     styles_Y_hat: Sequence[nd.NDArray],
     contents_Y: Sequence[nd.NDArray],
     styles_Y_gram: Sequence[nd.NDArray],
-    content_weight: float = 1.0,
-    style_weight: float = 1e3,
-    tv_weight: float = 10.0,
-    style_layer_weights: Optional[Sequence[float]] = None,
-) -> tuple[nd.NDArray, nd.NDArray, nd.NDArray, nd.NDArray]:
-    """Weighted content, style and TV losses (each summed over its layers) and their total.
+    weights: LossWeights = LossWeights(),
+) -> dict[str, nd.NDArray]:
+    """The weighted losses by name, each summed over its layers, and their sum as ``total``.
 
-    ``style_layer_weights`` multiplies style_weight layer by layer (None: the same for all).
+    A new term is one function above, one entry here and one weight in LossWeights; the
+    progress bar, the log and the plot take the names from this mapping.
     """
-    content_l = nd.add_n(*[content_loss(Y_hat, Y) * content_weight for Y_hat, Y in zip(contents_Y_hat, contents_Y)])
-    layer_weights = [style_weight] * len(styles_Y_gram) if style_layer_weights is None else [
-        style_weight * w for w in style_layer_weights]
-    style_l = nd.add_n(*[style_loss(Y_hat, Y) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, layer_weights)])
-    tv_l = tv_loss(X) * tv_weight
-    return content_l, style_l, tv_l, content_l + style_l + tv_l
+    style_weights = [weights.style * w for w in weights.style_layers or [1.0] * len(styles_Y_gram)]
+    losses = {
+        "content": nd.add_n(*[content_loss(Y_hat, Y) * weights.content for Y_hat, Y in zip(contents_Y_hat, contents_Y)]),
+        "style": nd.add_n(*[style_loss(Y_hat, Y) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
+        "tv": tv_loss(X) * weights.tv,
+    }
+    terms = list(losses.values())
+    losses["total"] = sum(terms[1:], terms[0])
+    return losses

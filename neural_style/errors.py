@@ -1,0 +1,48 @@
+"""The exceptions that end a run early; each carries the work done so far."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from mxnet import nd
+
+# How MXNet (CPU and GPU) and numpy word a failed allocation, and MXNet's limit on a tensor's size.
+OUT_OF_MEMORY = re.compile(r"out of memory|bad_alloc|failed to allocate|cannot allocate memory|larger than 2\^31 elements",
+                           re.IGNORECASE)
+
+
+class PartialWork(BaseException):
+    """Mixed into the exceptions that end a run early; they carry the work done so far.
+
+    ``image`` is the stage's last image whose loss was finite (NCHW, preprocessed), where the
+    stage had one; transfer() turns it and the finished stages into ``result`` (None when no
+    image exists yet), ready to be saved.
+    """
+
+    stage: int = 0
+    epoch: int = 0
+    image: Optional[nd.NDArray] = None
+    result: Optional[Any] = None  # a schedule.Result
+    checkpoint: Optional[Path] = None  # Interrupted under transfer(save_to=...): where it was written
+
+    def at(self, stage: int, epoch: int, image: Optional[nd.NDArray] = None) -> "PartialWork":
+        """This error, saying where the run stopped and the last good image."""
+        self.stage, self.epoch, self.image = stage, epoch, image
+        return self
+
+
+class DivergedError(PartialWork, RuntimeError):
+    """The loss stayed non-finite although the learning rate was lowered several times."""
+
+
+class Interrupted(PartialWork, KeyboardInterrupt):
+    """Training stopped because ``stop`` was set (the command line sets it on SIGINT/SIGTERM)."""
+
+
+class OutOfMemory(PartialWork, RuntimeError):
+    """A stage did not fit in memory; the message says its size and what to try."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or bool(OUT_OF_MEMORY.search(str(error)))

@@ -1,0 +1,288 @@
+"""The multi-scale schedule: every stage of the settings, small to large, each starting from the
+previous one's result (the lecture's 300x200 then 1200x800), with the hooks attached."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from . import runtime
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, trainer_states
+from .config import Settings
+from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
+                       style_list, style_targets)
+from .errors import Interrupted, OutOfMemory, PartialWork, is_out_of_memory
+from .hooks import Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
+from .images import ImageLike, load_image, postprocess, preprocess, save_image
+from .train import Hook, Loop, train
+from .version import __version__
+from .vgg import VGGFeatures, extract_features, load_vgg
+
+
+@dataclass
+class Result:
+    """The stylised image (HWC, floats in [0, 1]), each stage's image, and the loss history."""
+
+    image: np.ndarray
+    stage_images: list[np.ndarray]
+    history: list[dict] = field(default_factory=list)
+    stage_seconds: list[float] = field(default_factory=list)
+    # The settings the run used: every stage's size resolved, the seed of a random start drawn,
+    # the activation scale filled in.
+    settings: Optional[Settings] = None
+
+
+def get_context(device: str) -> mx.Context:
+    """'cpu', 'gpu' or 'gpu:N' as an MXNet context; a clear error where there is no GPU."""
+    if device == "cpu":
+        return mx.cpu()
+    kind, _, index = device.partition(":")
+    if kind != "gpu" or (index and not index.isdigit()):
+        raise ValueError(f"unknown device {device!r} (use cpu, gpu or gpu:N)")
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        raise RuntimeError(
+            "this MXNet was built without CUDA, so --device gpu cannot work; install a CUDA build "
+            "(e.g. pip install mxnet-cu112==1.9.1 with CUDA 11.2 and cuDNN 8) or use --device cpu"
+        )
+    n = int(index or 0)
+    if n >= mx.context.num_gpus():
+        raise RuntimeError(f"GPU {n} does not exist (MXNet sees {mx.context.num_gpus()} GPUs)")
+    return mx.gpu(n)
+
+
+@contextlib.contextmanager
+def static_memory(net: VGGFeatures, pixels: int) -> Iterator[None]:
+    """Run the network with memory allocated once for its forward and backward pass, not every
+    epoch, and freed memory kept for the next epoch up to a size (runtime.keep_freed_memory);
+    free the static memory afterwards: the network outlives the run in feature_net's cache."""
+    runtime.keep_freed_memory(pixels <= runtime.KEEP_MEMORY_MAX_PIXELS)
+    net.hybridize(static_alloc=True, static_shape=True)
+    try:
+        yield
+    finally:
+        net.hybridize(False)
+
+
+def next_stage_init(X: nd.NDArray, image_shape: tuple[int, int]) -> nd.NDArray:
+    """The previous stage's result resized to the next stage: postprocess, x255, preprocess."""
+    return preprocess(postprocess(X) * 255, image_shape, X.context)
+
+
+_NET_CACHE: dict = {}
+
+
+def feature_net(settings: Settings, ctx: mx.Context) -> VGGFeatures:
+    """The frozen VGG19 for settings' layers and weights, kept for the next run with the same
+    ones (loading it takes longer than a small run: repeated stylize() calls, tests)."""
+    taps = tuple(settings.content_layers) + tuple(settings.style_layers)
+    key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file)
+    if key not in _NET_CACHE:
+        net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file)
+        _NET_CACHE.clear()  # one network at a time: they are large
+        _NET_CACHE[key] = net
+    return _NET_CACHE[key]
+
+
+def effective_settings(settings: Settings, content_img: np.ndarray) -> Settings:
+    """settings for this content image: every stage's size made width x height, the activation
+    scale filled in, and a seed drawn when the start is random and none was given (so that the
+    result records how to repeat it)."""
+    h, w = content_img.shape[:2]
+    seed = settings.seed
+    if seed is None and settings.init == "random":
+        seed = secrets.randbits(32)
+    return replace(settings, stages=tuple(st.resolved(w, h) for st in settings.stages), seed=seed,
+                   activation_scale=settings.k)
+
+
+# Settings that may differ between a run and its resumption: they do not change the image.
+RESUME_MAY_CHANGE = ("device", "report_every", "save_every")
+
+
+def check_resumable(ckpt: Checkpoint, settings: Settings, inputs: dict) -> None:
+    """A clear ValueError unless ckpt was written by a run of these settings on these images."""
+    now = json.loads(json.dumps(settings.to_dict()))
+    keys = (set(now) | set(ckpt.settings)) - set(RESUME_MAY_CHANGE)
+    differ = sorted(k for k in keys if now.get(k) != ckpt.settings.get(k))
+    if differ:
+        raise ValueError(f"the checkpoint was written with other settings ({', '.join(differ)}); "
+                         "resume with the settings of the interrupted run")
+    if ckpt.inputs != inputs:
+        raise ValueError("the checkpoint was written for other content or style images")
+    if not 0 <= ckpt.stage < len(settings.stages):
+        raise ValueError(f"the checkpoint's stage {ckpt.stage + 1} is not in this schedule")
+
+
+def snapshot_path(output: Union[str, os.PathLike], stage: int, epoch: int) -> Path:
+    """Where --save-every writes stage (0-based) after its epoch-th epoch: OUT_s1_e0100.png."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_s{stage + 1}_e{epoch:04d}{output.suffix}")
+
+
+def checkpoint_path(output: Union[str, os.PathLike]) -> Path:
+    """Where a run writing output keeps its checkpoint: OUT.ckpt."""
+    return Path(output).with_suffix(".ckpt")
+
+
+class Run(Hook):
+    """The bookkeeping of one transfer() run, itself a hook: the finished stages and their
+    seconds, the stage in progress, and checkpoints of all the hooks' state."""
+
+    name = "run"
+
+    def __init__(self, settings: Settings, content_img: np.ndarray, inputs: dict, save_to: Optional[Path]) -> None:
+        self.settings, self.content_img, self.inputs, self.save_to = settings, content_img, inputs, save_to
+        self.stage_images: list[np.ndarray] = []
+        self.stage_seconds: list[float] = []
+        self.hooks: Sequence[Hook] = ()
+        self.loop: Optional[Loop] = None
+
+    def start(self, loop: Loop) -> None:
+        self.loop = loop
+
+    def state(self) -> dict[str, Any]:
+        return {"stage_images": list(self.stage_images), "stage_seconds": list(self.stage_seconds)}
+
+    def restore(self, state: dict[str, Any], loop: Loop) -> None:
+        self.stage_images, self.stage_seconds = list(state["stage_images"]), list(state["stage_seconds"])
+
+    def image(self, X: nd.NDArray) -> np.ndarray:
+        """The network's image as the result: HWC in [0, 1], the content's colours put back in
+        luminance mode."""
+        img = postprocess(X).asnumpy()
+        if self.settings.preserve_colors == "luminance":
+            img = keep_content_chroma(img, self.content_img)
+        return img
+
+    def checkpoint(self, path: Union[str, os.PathLike]) -> Path:
+        """Write the loop's state and every hook's, as they stand after the latest epoch."""
+        loop = self.loop
+        return save_checkpoint(path, Checkpoint(
+            version=__version__, settings=json.loads(json.dumps(self.settings.to_dict())), inputs=self.inputs,
+            stage=loop.index, epoch=loop.epoch + 1, image=loop.X.asnumpy(), trainer_states=trainer_states(loop.trainer),
+            hooks={hook.name: hook.state() for hook in self.hooks if hook.name}))
+
+    def snapshot(self, loop: Loop) -> None:
+        """--save-every: the image so far (OUT_s1_e0100.png, the settings inside) and the checkpoint."""
+        from .metadata import image_metadata
+
+        meta = image_metadata(self.settings, extra={"stage": loop.index + 1, "epoch": loop.epoch + 1})
+        save_image(self.image(loop.X), snapshot_path(self.save_to, loop.index, loop.epoch + 1), metadata=meta)
+        self.checkpoint(checkpoint_path(self.save_to))
+
+    def result(self, history: list[dict], image: Optional[np.ndarray] = None, seconds: float = 0.0) -> Result:
+        """The run's result: the finished stages, and the stage in progress where it has an image."""
+        if image is None:
+            return Result(self.stage_images[-1], list(self.stage_images), history, list(self.stage_seconds),
+                          self.settings)
+        return Result(image, self.stage_images + [image], history, self.stage_seconds + [seconds], self.settings)
+
+
+def transfer(
+    content: ImageLike,
+    style: StyleLike,
+    settings: Optional[Settings] = None,
+    callback: Optional[Callback] = None,
+    stop: Optional[StopFlag] = None,
+    *,
+    resume: Optional[Union[str, os.PathLike]] = None,
+    save_to: Optional[Union[str, os.PathLike]] = None,
+    hybridize: bool = True,
+) -> Result:
+    """Run every stage of settings.stages, each starting from the previous one's result.
+
+    ``style`` is one image or a list of them (blended by settings.style_blend).
+
+    Set ``stop`` (e.g. a threading.Event) to end the run after the current epoch: it raises
+    Interrupted. Interrupted, DivergedError and OutOfMemory carry the work done so far in
+    their ``result`` (the latest good image, the finished stages, the history), never NaN.
+
+    ``save_to`` is the output path that settings.save_every's snapshots and the checkpoint
+    (OUT.ckpt) are named after; an Interrupted run writes that checkpoint too. ``resume`` is a
+    checkpoint to continue from (same settings and images as the interrupted run): the result is
+    the one the uninterrupted run would have given, bit for bit on the same machine.
+    ``hybridize=False`` runs VGG operator by operator (what a profiler needs to name them).
+    """
+    settings = (settings or Settings()).validate()
+    ctx = get_context(settings.device)
+    content_img = load_image(content, settings.max_pixels)
+    style_imgs = [load_image(s, settings.max_pixels) for s in style_list(style)]
+    weights = blend_weights(settings, len(style_imgs))
+    inputs = {"content": fingerprint(content_img), "styles": [fingerprint(s) for s in style_imgs]}
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        if settings.seed is None:
+            settings = replace(settings, seed=ckpt.settings.get("seed"))
+    settings = effective_settings(settings, content_img).validate()  # sizes known now: check them too
+    if ckpt is not None:
+        check_resumable(ckpt, settings, inputs)
+    if settings.save_every and save_to is None:
+        raise ValueError("save_every needs to know where to write: give save_to (the output path)")
+    if settings.seed is not None:
+        mx.random.seed(settings.seed)
+        np.random.seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    net = feature_net(settings, ctx)
+    content_net, style_nets = network_images(content_img, style_imgs, settings.preserve_colors)
+
+    run = Run(settings, content_img, inputs, save_to)
+    guard, history = DivergenceGuard(settings.max_recoveries), History(settings.report_every)
+    hooks: list[Hook] = [guard, history, run]
+    if settings.save_every:
+        hooks.append(Snapshots(settings.save_every, run))
+    if callback is not None:
+        hooks.append(CallbackHook(callback, run, len(settings.stages)))
+    if stop is not None:
+        hooks.append(Stop(stop, guard))
+    run.hooks = hooks
+
+    X = None
+    for s, stage in enumerate(settings.stages):
+        if ckpt is not None and s < ckpt.stage:
+            continue
+        start = time.perf_counter()
+        try:
+            content_X = preprocess(content_net, stage.image_shape, ctx)
+            contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
+            styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx)
+            resumed = ckpt is not None and s == ckpt.stage
+            if resumed:
+                X = content_X  # a placeholder of the stage's shape: Resume puts the checkpoint's image back
+            elif X is None:
+                X = initial_image(settings, content_X, stage, rng, ctx)
+            else:
+                X = next_stage_init(X, stage.image_shape)
+            with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
+                X = train(X, contents_Y, styles_Y_gram, net, stage, settings,
+                          [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
+            run.stage_images.append(run.image(X))
+        except PartialWork as e:
+            if e.image is not None:
+                e.result = run.result(history.entries, run.image(e.image), time.perf_counter() - start)
+            elif run.stage_images:
+                e.result = run.result(history.entries)
+            if isinstance(e, Interrupted) and save_to is not None and run.loop is not None:
+                with contextlib.suppress(OSError):  # the image is saved anyway; resume then starts earlier
+                    e.checkpoint = run.checkpoint(checkpoint_path(save_to))
+            raise
+        except (mx.base.MXNetError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            advice = ("a smaller --size or fewer stages, or --device cpu if the machine has more memory than the GPU"
+                      if ctx.device_type == "gpu" else "a smaller --size or fewer stages, or a GPU (--device gpu)")
+            error = OutOfMemory(f"out of memory at stage {s + 1}/{len(settings.stages)} ({stage.width}x{stage.height}) "
+                                f"on {ctx}; try {advice}").at(s, 0)
+            error.result = run.result(history.entries) if run.stage_images else None
+            raise error from e
+        run.stage_seconds.append(time.perf_counter() - start)
+    return run.result(history.entries)
