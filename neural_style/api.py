@@ -9,8 +9,9 @@ from PIL import Image
 
 from .config import Settings
 from .controls import StyleLike, style_list
-from .images import ImageLike, save_image, to_uint8
+from .images import ImageLike, to_uint8
 from .metadata import describe, image_metadata
+from .outputs import write_result
 from .hooks import Callback, StopFlag
 from .schedule import checkpoint_path, transfer
 
@@ -33,7 +34,7 @@ def stylize(
     ``content`` and each style are paths, PIL images or arrays (HWC, uint8 or floats in [0, 1]).
     ``overrides`` are fields of Settings (``style_blend=(0.7, 0.3)``, ``preserve_colors="luminance"``,
     ``stages=(Stage(300, 200),)``, ...), applied over ``settings`` (default: the lecture's).
-    ``callback`` gets a train.Progress after every epoch. With ``output`` the image is also
+    ``callback`` gets a Progress after every epoch. With ``output`` the image is also
     written there (PNG or JPEG, the settings in its metadata), and ``save_every`` snapshots and
     the checkpoint are named after it; ``resume`` continues from such a checkpoint. ``stop``
     (e.g. a threading.Event) ends the run after the current epoch, as in transfer().
@@ -52,7 +53,5 @@ def stylize(
     img = Image.fromarray(to_uint8(result.image))
     img.info.update(meta)
     if output is not None:
-        save_image(img, output, metadata=meta)
-        if settings.save_every or resume is not None:
-            checkpoint_path(output).unlink(missing_ok=True)  # the run is done; its checkpoint is stale
+        write_result(img, output, meta, checkpoint=checkpoint_path(output) if settings.save_every or resume else None)
     return img

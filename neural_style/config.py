@@ -142,14 +142,15 @@ def each(check: Check) -> Check:
     return check_all
 
 
-def option(default: Any, help: str, *, flag: Optional[str] = None, group: str = "run", check: Optional[Check] = None,
-           label: Optional[str] = None, to_text: Callable[[Any], list[str]] = lambda v: [str(v)], **argparse_kw) -> Any:
-    """A setting's one declaration: its default, flag, help, how its text is read (``type``,
-    ``nargs``, ``choices``, ``metavar``: argparse's own keywords) and checked, and how it is
-    written back as option text. ``flag=None`` derives the flag from the name; ``flag=""``
-    declares a setting with no flag (Python only)."""
-    return field(default=default, metadata=dict(help=help, flag=flag, group=group, check=check, label=label,
-                                                to_text=to_text, argparse=argparse_kw))
+def option(default: Any, help: str, *, flag: Optional[str] = None, aliases: tuple[str, ...] = (), group: str = "run",
+           check: Optional[Check] = None, label: Optional[str] = None,
+           to_text: Callable[[Any], list[str]] = lambda v: [str(v)], **argparse_kw) -> Any:
+    """A setting's one declaration: its default, flag (derived from the name unless given) and
+    other spellings, help, how its text is read (``type``, ``nargs``, ``choices``, ``metavar``:
+    argparse's own keywords) and checked (``label`` names it in the message), and how it is
+    written back as option text."""
+    return field(default=default, metadata=dict(help=help, flag=flag, aliases=aliases, group=group, check=check,
+                                                label=label, to_text=to_text, argparse=argparse_kw))
 
 
 def floats_text(values: Any) -> list[str]:
@@ -201,7 +202,8 @@ class Stage:
     def image_shape(self) -> tuple[int, int]:
         """(width, height), the lecture's convention."""
         if not self.is_resolved:
-            raise ValueError(f"{self.size_text()} becomes a width x height only once the content image is known")
+            what = "the content's own size" if self.original else f"long side {self.long_side}"
+            raise ValueError(f"{what} becomes a width x height only once the content image is known")
         return (self.width, self.height)
 
     @property
@@ -327,7 +329,8 @@ class Settings:
     # None: the calibrated k for the weights source (activation_scale_for); the effective settings
     # of a run have it filled in.
     activation_scale: Optional[float] = option(
-        None, "activation scale k (default: the calibrated value for caffe, 1 for gluon)", group="network",
+        None, "activation scale k (default: the calibrated value for caffe, 1 for gluon)", aliases=("--scale",), metavar="K",
+        group="network",
         check=number(), label="activation scale", type=positive(float), to_text=floats_text)
     device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
     seed: Optional[int] = option(

@@ -123,6 +123,37 @@ def read_image(source, max_pixels: int = MAX_PIXELS, role: str = "image") -> np.
             raise ImageError(f"{name} is damaged or truncated ({e})") from None
 
 
+SKIMAGE = "skimage:"
+# Callables of skimage.data that are not images.
+NOT_IMAGES = {"download_all", "lbp_frontal_face_cascade_filename"}
+
+
+def read_source(text: str, max_pixels: int = MAX_PIXELS, role: str = "image") -> np.ndarray:
+    """An image named on the command line, read: a path (read_image's checks), or skimage:NAME
+    for scikit-image's own skimage.data.NAME(). ValueError when it cannot be used."""
+    if not text.startswith(SKIMAGE):
+        return read_image(text, max_pixels, role)
+    from skimage import data
+
+    name = text[len(SKIMAGE):]
+    loader = None if name.startswith("_") or name in NOT_IMAGES else getattr(data, name, None)
+    if not callable(loader):
+        raise ImageError(f"scikit-image has no image {name!r} (for example skimage:chelsea, skimage:coffee, "
+                         "skimage:astronaut)")
+    try:
+        img = loader()
+    except Exception as e:  # images not in the wheel need pooch and a download
+        raise ImageError(f"cannot load {text} ({type(e).__name__}: {e})") from None
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] in (3, 4))):
+        raise ImageError(f"{text} is not a 2-D image (shape {img.shape})")
+    return img
+
+
+def source_stem(text: str) -> str:
+    """The name an image source gives an output: a file's stem, or the scikit-image name."""
+    return text[len(SKIMAGE):] if text.startswith(SKIMAGE) else Path(text).stem
+
+
 def preprocess(img: Union[np.ndarray, nd.NDArray], image_shape: tuple[int, int], ctx: mx.Context = mx.cpu()) -> nd.NDArray:
     """Resize to image_shape = (width, height), bilinear, normalise with ImageNet mean/std, NCHW."""
     img = nd.array(img, dtype="float32") if isinstance(img, np.ndarray) else img.astype("float32")

@@ -1,12 +1,13 @@
-"""Where a run writes, checked before it starts: never over an input, never into a folder it cannot write."""
+"""Where a run writes, checked before it starts (never over an input, never into a folder it
+cannot write), and writing what it leaves: the image, its log and its loss plot."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
-from .images import SAVE_FORMATS
+from .images import SAVE_FORMATS, save_image
 
 PathLike = Union[str, os.PathLike]
 
@@ -60,3 +61,21 @@ def _writable_folder(folder: Path) -> None:
         raise OutputError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def write_result(image: Any, output: PathLike, metadata: dict[str, str], log: Optional[dict[str, Any]] = None,
+                 history: Sequence[dict] = (), checkpoint: Optional[Path] = None) -> list[Path]:
+    """Write what a run leaves: the image with its metadata, and with ``log`` its JSON log and (where
+    losses were read) the loss plot beside it; then remove ``checkpoint``, stale once the run
+    is done. Every file is written atomically. Returns the files written, the image first."""
+    from .report import plot_losses, write_log
+
+    image_path, plot_path, log_path = output_paths(output)
+    written = [save_image(image, image_path, metadata=metadata)]
+    if log is not None:
+        written.append(write_log(log_path, log))
+        if any("total" in h for h in history):
+            written.insert(1, plot_losses(plot_path, history))
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return written

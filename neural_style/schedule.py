@@ -197,6 +197,7 @@ def transfer(
     resume: Optional[Union[str, os.PathLike]] = None,
     save_to: Optional[Union[str, os.PathLike]] = None,
     hybridize: bool = True,
+    hooks: Sequence[Hook] = (),
 ) -> Result:
     """Run every stage of settings.stages, each starting from the previous one's result.
 
@@ -211,6 +212,8 @@ def transfer(
     checkpoint to continue from (same settings and images as the interrupted run): the result is
     the one the uninterrupted run would have given, bit for bit on the same machine.
     ``hybridize=False`` runs VGG operator by operator (what a profiler needs to name them).
+    ``hooks`` are attached to every stage's loop after the package's own (train.Hook), before
+    the stop flag's.
     """
     settings = (settings or Settings()).validate()
     ctx = get_context(settings.device)
@@ -237,11 +240,13 @@ def transfer(
 
     run = Run(settings, content_img, inputs, save_to)
     guard, history = DivergenceGuard(settings.max_recoveries), History(settings.report_every)
-    hooks: list[Hook] = [guard, history, run]
+    extra = hooks
+    hooks = [guard, history, run]
     if settings.save_every:
         hooks.append(Snapshots(settings.save_every, run))
     if callback is not None:
         hooks.append(CallbackHook(callback, run, len(settings.stages)))
+    hooks += extra
     if stop is not None:
         hooks.append(Stop(stop, guard))
     run.hooks = hooks

@@ -12,7 +12,7 @@ def vgg_caffe():
     from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS
     from neural_style.vgg import load_vgg
 
-    return load_vgg(CONTENT_LAYERS + STYLE_LAYERS, "caffe", scale=1.0)
+    return load_vgg(CONTENT_LAYERS + STYLE_LAYERS, "caffe", activation_scale=1.0)
 
 
 @pytest.fixture
@@ -33,3 +33,33 @@ def lecture_pair():
     if not (content.is_file() and style.is_file()):
         pytest.skip(f"the lecture's images are not at {SHARED_LECTURE} (only beside the project's own checkout)")
     return content, style
+
+
+class StartImages:
+    """A hook (train.Hook's interface) that keeps each stage's starting image."""
+
+    name = ""
+
+    def __init__(self):
+        self.images = []
+
+    def start(self, loop):
+        self.images.append(loop.X.asnumpy())
+
+    def after_epoch(self, loop):
+        pass
+
+    def finish(self, loop):
+        pass
+
+
+class RaiseAtStart(StartImages):
+    """A hook that raises error when a stage of the given width starts."""
+
+    def __init__(self, width, error):
+        super().__init__()
+        self.width, self.error = width, error
+
+    def start(self, loop):
+        if loop.X.shape[-1] == self.width:
+            raise self.error

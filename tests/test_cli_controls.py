@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style.cli import build_parser, main, settings_from_args, settings_to_argv
+from neural_style.cli import build_parser, main
+from neural_style.options import settings_from_args, settings_to_argv
 from neural_style.config import LECTURE_STAGES, Settings
 
 from conftest import smooth_image
@@ -33,7 +34,10 @@ def pixels(path):
 
 def parse(argv):
     parser = build_parser()
-    return settings_from_args(parser.parse_args(argv), LECTURE_STAGES, parser)
+    try:
+        return settings_from_args(parser.parse_args(argv), LECTURE_STAGES)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def test_help_documents_the_controls():
@@ -118,14 +122,14 @@ def test_info_prints_settings_and_a_command_that_repeats_the_run(tmp_path, trio,
 def test_images_inside_scikit_image_by_name():
     from skimage import data
 
-    from neural_style.cli import image_arg
+    from neural_style.images import read_source
 
-    np.testing.assert_array_equal(image_arg("skimage:coffee"), data.coffee())
+    np.testing.assert_array_equal(read_source("skimage:coffee"), data.coffee())
     with pytest.raises(ValueError, match="content image photos/cat.jpg does not exist"):
-        image_arg("photos/cat.jpg", role="content image")
+        read_source("photos/cat.jpg", role="content image")
     for bad in ("skimage:nope", "skimage:download_all", "skimage:_fetch"):
         with pytest.raises(ValueError, match="scikit-image has no image"):
-            image_arg(bad)
+            read_source(bad)
 
 
 def test_info_on_an_image_without_settings(tmp_path, rng, capsys):
@@ -136,7 +140,7 @@ def test_info_on_an_image_without_settings(tmp_path, rng, capsys):
 
 
 def test_save_every_and_resume_end_with_the_uninterrupted_result(tmp_path, trio):
-    from neural_style.train import transfer
+    from neural_style import transfer
 
     options = ["--size", "32x24", "40x30", "--epochs", "4", "2", "--optimizer", "adam", "--lr", "0.05",
                "--lr-decay-epoch", "2", "--save-every", "2", "--quiet"]

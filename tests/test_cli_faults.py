@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import neural_style.train as train_module
 from neural_style.cli import Signals, main
 
-from conftest import smooth_image
+from conftest import RaiseAtStart, smooth_image
 from test_inputs import BAD_KINDS, make_bad, odd_images
 from test_outputs import unwritable_dir  # noqa: F401  (a fixture)
 
@@ -29,10 +28,10 @@ def run_cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_main(capsys, *args):
+def run_main(capsys, *args, hooks=()):
     """main() in this process: (exit status, stdout, stderr); argparse's exits count as statuses."""
     try:
-        code = main([str(a) for a in args])
+        code = main([str(a) for a in args], hooks=hooks)
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()
@@ -48,9 +47,10 @@ def pair(tmp_path, rng):
 
 
 @pytest.fixture
-def no_vgg(monkeypatch):
-    """Fail the test if VGG gets loaded: the error must come before any expensive work."""
-    monkeypatch.setattr(train_module, "load_vgg", lambda *a, **k: pytest.fail("VGG was loaded"))
+def no_vgg(tmp_path):
+    """Options that make loading VGG fail (a weights file that does not exist): a test that
+    expects another error proves that it came before any expensive work."""
+    return ["--weights-file", str(tmp_path / "no-such-vgg19.pth")]
 
 
 def decodes(path: Path) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def test_bad_input_file(kind, role, tmp_path, rng, pair, capsys, no_vgg):
     bad, words = make_bad(kind, tmp_path, rng)
     images = (bad, pair[1]) if role == "content" else (pair[0], bad)
     out = tmp_path / "out" / "result.png"
-    code, _, err = run_main(capsys, *images, "-o", out, *TINY)
+    code, _, err = run_main(capsys, *images, "-o", out, *TINY, *no_vgg)
     assert code == 2
     assert err.startswith(f"neural-style: error: {role} image {bad} ") and words in err
     assert err.count("\n") == 1
@@ -86,7 +86,7 @@ def test_bad_input_file_real_cli(kind, tmp_path, rng, pair):
 
 
 def test_pixel_limit_option(tmp_path, pair, capsys, no_vgg):
-    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", "--max-pixels", "1000", *TINY)
+    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", "--max-pixels", "1000", *TINY, *no_vgg)
     assert code == 2 and f"content image {pair[0]} declares 64x48 pixels" in err and "--max-pixels" in err
 
 
@@ -113,13 +113,13 @@ def test_pixel_limit_option(tmp_path, pair, capsys, no_vgg):
     (["--optimizer", "sdg"], "invalid choice"),
 ])
 def test_invalid_options(args, words, tmp_path, pair, capsys, no_vgg):
-    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", "--size", "32x24", "--quiet", *args)
+    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", "--size", "32x24", "--quiet", *args, *no_vgg)
     assert code == 2 and words in err and "usage:" in err
 
 
 def test_unknown_output_extension(tmp_path, pair, capsys, no_vgg):
     out = tmp_path / "new" / "result.gif"
-    code, _, err = run_main(capsys, *pair, "-o", out, *TINY)
+    code, _, err = run_main(capsys, *pair, "-o", out, *TINY, *no_vgg)
     assert code == 2 and f"output {out} has an unknown extension '.gif'" in err
     assert not out.parent.exists()
 
@@ -165,7 +165,7 @@ def test_overwrite_replaces_the_input_on_request(pair, capsys):
 
 def test_unwritable_output_folder_fails_before_training(unwritable_dir, pair, capsys, no_vgg):  # noqa: F811
     out = unwritable_dir / "sub" / "r.png"
-    code, _, err = run_main(capsys, *pair, "-o", out, *TINY)
+    code, _, err = run_main(capsys, *pair, "-o", out, *TINY, *no_vgg)
     assert code == 2 and "output folder" in err and str(out.parent) in err
 
 
@@ -258,20 +258,14 @@ def test_hopeless_divergence_gives_up_clearly_and_keeps_the_last_good_image(tmp_
 
 # --- 6. out of memory ------------------------------------------------------------------------------------
 
-def test_out_of_memory_says_the_size_and_what_to_try(tmp_path, pair, capsys, monkeypatch):
+def test_out_of_memory_says_the_size_and_what_to_try(tmp_path, pair, capsys):
     import mxnet as mx
 
-    real = train_module.train
-
-    def oom_at_stage_two(X, *args, **kwargs):
-        if X.shape[-1] == 64:
-            raise mx.base.MXNetError("Traceback (most recent call last):\n  File \"storage.cc\", line 9\n"
-                                     "MXNetError: Failed to allocate CPU Memory")
-        return real(X, *args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train", oom_at_stage_two)
+    oom_at_stage_two = RaiseAtStart(64, mx.base.MXNetError(
+        "Traceback (most recent call last):\n  File \"storage.cc\", line 9\nMXNetError: Failed to allocate CPU Memory"))
     out = tmp_path / "r.png"
-    code, _, err = run_main(capsys, *pair, "-o", out, "--size", "32x24", "64x48", "--epochs", "2", "--quiet")
+    code, _, err = run_main(capsys, *pair, "-o", out, "--size", "32x24", "64x48", "--epochs", "2", "--quiet",
+                            hooks=[oom_at_stage_two])
     assert code == 2 and "Traceback" not in err
     assert "out of memory at stage 2/2 (64x48) on cpu(0); try a smaller --size or fewer stages" in err
     assert f"saved the last good image: {out} (32x24)" in err  # stage 1's result is kept
@@ -279,15 +273,12 @@ def test_out_of_memory_says_the_size_and_what_to_try(tmp_path, pair, capsys, mon
     assert json.loads(out.with_suffix(".json").read_text())["status"] == "out of memory"
 
 
-def test_other_mxnet_errors_are_one_line_without_mxnets_traceback(tmp_path, pair, capsys, monkeypatch):
+def test_other_mxnet_errors_are_one_line_without_mxnets_traceback(tmp_path, pair, capsys):
     import mxnet as mx
 
-    def broken(*args, **kwargs):
-        raise mx.base.MXNetError("Traceback (most recent call last):\n  File \"op.cc\", line 3\n"
-                                 "MXNetError: Check failed: shapes differ")
-
-    monkeypatch.setattr(train_module, "train", broken)
-    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", *TINY)
+    broken = RaiseAtStart(32, mx.base.MXNetError(
+        "Traceback (most recent call last):\n  File \"op.cc\", line 3\nMXNetError: Check failed: shapes differ"))
+    code, _, err = run_main(capsys, *pair, "-o", tmp_path / "r.png", *TINY, hooks=[broken])
     assert code == 2 and err == "neural-style: error: Check failed: shapes differ\n"
 
 

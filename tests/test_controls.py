@@ -13,17 +13,16 @@ import pytest
 from PIL import Image
 
 import neural_style
-import neural_style.train as train_module
-from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, Settings, Stage
+from neural_style.config import CONTENT_LAYERS, STYLE_LAYERS, LossWeights, Settings, Stage
 from neural_style.controls import network_images, resize, style_targets
 from neural_style.images import preprocess, save_image
 from neural_style.layers import LAYER_NAMES, layer_index
 from neural_style.losses import compute_loss, gram, style_loss
 from neural_style.metadata import image_metadata, read_metadata, read_settings
-from neural_style.train import transfer
+from neural_style import transfer
 from neural_style.vgg import extract_features
 
-from conftest import smooth_image
+from conftest import StartImages, smooth_image
 
 TINY = Stage(32, 24, "adam", 0.05, 3, 200)
 
@@ -158,24 +157,13 @@ def test_histogram_mode_matches_the_style_colours_to_the_content(images):
 
 # ---- 4. initialisation and seeds ---------------------------------------------------------------
 
-def starts_of(monkeypatch):
-    starts = []
-    real = train_module.train
-
-    def spy(X, *args, **kwargs):
-        starts.append(X.asnumpy())
-        return real(X, *args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train", spy)
-    return starts
-
-
-def test_random_init_same_seed_same_image_bit_for_bit(images, monkeypatch):
+def test_random_init_same_seed_same_image_bit_for_bit(images):
     content, a, _ = images
-    starts = starts_of(monkeypatch)
-    one = transfer(content, a, tiny(init="random", seed=7))
-    two = transfer(content, a, tiny(init="random", seed=7))
-    other = transfer(content, a, tiny(init="random", seed=8))
+    spy = StartImages()
+    starts = spy.images
+    one = transfer(content, a, tiny(init="random", seed=7), hooks=[spy])
+    two = transfer(content, a, tiny(init="random", seed=7), hooks=[spy])
+    other = transfer(content, a, tiny(init="random", seed=8), hooks=[spy])
     np.testing.assert_array_equal(one.image, two.image)
     np.testing.assert_array_equal(starts[0], starts[1])
     assert not np.array_equal(starts[0], starts[2])
@@ -194,13 +182,13 @@ def test_random_init_without_a_seed_records_the_one_it_drew(images):
     assert transfer(content, a, tiny()).settings.seed is None  # the lecture's start needs none
 
 
-def test_init_from_a_path_starts_there(images, tmp_path, monkeypatch):
+def test_init_from_a_path_starts_there(images, tmp_path):
     content, a, b = images
     path = tmp_path / "start.png"
     Image.fromarray(b).save(path)
-    starts = starts_of(monkeypatch)
-    transfer(content, a, tiny(init=str(path)))
-    np.testing.assert_array_equal(starts[0], preprocess(b, (32, 24)).asnumpy())
+    spy = StartImages()
+    transfer(content, a, tiny(init=str(path)), hooks=[spy])
+    np.testing.assert_array_equal(spy.images[0], preprocess(b, (32, 24)).asnumpy())
     with pytest.raises(ValueError, match="initial image .*missing.png does not exist"):
         transfer(content, a, tiny(init=str(tmp_path / "missing.png")))
 
@@ -232,7 +220,7 @@ def test_settings_keep_layers_as_indices():
 def test_a_relu_layer_is_the_conv_output_after_its_relu(rng):
     from neural_style.vgg import load_vgg
 
-    net = load_vgg((25, 26), "caffe", scale=1.0)
+    net = load_vgg((25, 26), "caffe", activation_scale=1.0)
     (conv, relu), _ = extract_features(net, preprocess(smooth_image(rng, 24, 32), (32, 24)), (25, 26), ())
     assert (conv.asnumpy() < 0).any()
     np.testing.assert_array_equal(relu.asnumpy(), np.maximum(conv.asnumpy(), 0))
@@ -242,7 +230,7 @@ def test_per_layer_style_weights_weight_each_layer(rng):
     ys = [mx.nd.array(rng.normal(size=(1, 4, 5, 6))) for _ in range(3)]
     targets = [mx.nd.array(rng.normal(size=(4, 4))) for _ in range(3)]
     X = mx.nd.array(rng.normal(size=(1, 3, 5, 6)))
-    _, style_l, _, _ = compute_loss(X, [ys[0]], ys, [ys[0]], targets, 1.0, 10.0, 0.0, (1.0, 0.0, 3.0))
+    style_l = compute_loss(X, [ys[0]], ys, [ys[0]], targets, LossWeights(1.0, 10.0, 0.0, (1.0, 0.0, 3.0)))["style"]
     expected = 10 * style_loss(ys[0], targets[0]).asscalar() + 30 * style_loss(ys[2], targets[2]).asscalar()
     assert style_l.asscalar() == pytest.approx(expected, rel=1e-5)
 
@@ -339,11 +327,11 @@ def test_resume_keeps_the_count_of_recoveries(tmp_path):
     """With one recovery allowed, the run gives up at its second divergence, resumed or not."""
     from skimage import data
 
-    from neural_style.train import DivergedError
+    from neural_style.errors import DivergedError
 
     content, style = data.chelsea(), data.immunohistochemistry()
     # k = 100 pinned: with it this schedule diverges twice at 32x24 (a larger k tames it).
-    settings = tiny(Stage(32, 24, "sgd", 5.0, 9, 4), max_recoveries=1, scale=100.0)
+    settings = tiny(Stage(32, 24, "sgd", 5.0, 9, 4), max_recoveries=1, activation_scale=100.0)
     with pytest.raises(DivergedError) as whole:
         transfer(content, style, settings)
     ckpt = tmp_path / "run.ckpt"
@@ -362,7 +350,7 @@ def test_a_stopped_run_writes_a_checkpoint_that_resumes_to_the_same_image(tmp_pa
 
     from skimage import data
 
-    from neural_style.train import Interrupted as Stopped
+    from neural_style.errors import Interrupted as Stopped
 
     stages = RESUME_CASES["adam, stage 2"][0]
     stop = threading.Event()

@@ -198,7 +198,7 @@ def test_sixteen_bit_keeps_its_range_and_gif_gives_its_first_frame(tmp_path, rng
     (dict(style_layers=()), "at least one style layer"),
     (dict(max_pixels=0), "max_pixels"),
     (dict(max_recoveries=-1), "max_recoveries"),
-    (dict(weights="torch"), "unknown weights source"),
+    (dict(weights_source="torch"), "unknown weights source"),
 ])
 def test_settings_validate_names_the_bad_setting(change, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -212,10 +212,10 @@ def test_valid_settings_pass_and_zero_content_or_tv_weight_is_allowed():
     Settings(stages=(Stage(4, 4),), content_layers=(5,), style_layers=(0, 5)).validate()
 
 
-def test_transfer_validates_before_loading_vgg(monkeypatch):
-    import neural_style.train as train_module
+def test_transfer_validates_before_loading_vgg(tmp_path):
+    from neural_style import transfer
 
-    monkeypatch.setattr(train_module, "load_vgg", lambda *a, **k: pytest.fail("VGG was loaded"))
+    # Loading VGG would fail on the missing weights file: the size's error must come first.
     with pytest.raises(ValueError, match="too small"):
-        train_module.transfer(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8),
-                              Settings(stages=(Stage(10, 10),)))
+        transfer(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8),
+                 Settings(stages=(Stage(10, 10),), weights_file=str(tmp_path / "no-such-vgg19.pth")))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
+from neural_style.config import LossWeights
 from neural_style.losses import compute_loss, content_loss, gram, style_loss, tv_loss
 
 
@@ -46,9 +47,11 @@ def test_compute_loss_weights_and_sums(rng):
     c_hat, c = rng.normal(size=(2, 1, 4, 3, 3)).astype(np.float32)
     s_hats = [rng.normal(size=(1, 4, 3, 3)).astype(np.float32) for _ in range(2)]
     s_targets = [rng.normal(size=(1, 4, 3, 3)).astype(np.float32) for _ in range(2)]
-    cl, sl, tl, total = compute_loss(
+    losses = compute_loss(
         nd.array(X), [nd.array(c_hat)], [nd.array(s) for s in s_hats], [nd.array(c)],
-        [gram(nd.array(s)) for s in s_targets], content_weight=2.0, style_weight=30.0, tv_weight=0.5)
+        [gram(nd.array(s)) for s in s_targets], LossWeights(content=2.0, style=30.0, tv=0.5))
+    assert list(losses) == ["content", "style", "tv", "total"]
+    cl, sl, tl, total = losses.values()
     exp_c = 2.0 * ((c_hat - c) ** 2).mean()
     exp_s = 30.0 * sum(((np_gram(a) - np_gram(b)) ** 2).mean() for a, b in zip(s_hats, s_targets))
     exp_t = 0.5 * 0.5 * (np.abs(np.diff(X, axis=2)).mean() + np.abs(np.diff(X, axis=3)).mean())

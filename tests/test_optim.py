@@ -1,23 +1,20 @@
 """The L-BFGS optimizer against the exact minimiser of a badly conditioned quadratic."""
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, nd
+from mxnet import autograd, nd
 
-from neural_style.generated import generated_image
-from neural_style import optim  # noqa: F401
+from neural_style.train import get_inits
 
 
 def minimise(optimizer, lr, steps, A, b):
-    gen = generated_image(nd.zeros((len(b),)), mx.cpu())
-    trainer = gluon.Trainer(gen.collect_params(), optimizer, {"learning_rate": lr})
+    x, trainer = get_inits(nd.zeros((len(b),)), mx.cpu(), lr, optimizer)
     A_, b_ = nd.array(A), nd.array(b)
     for _ in range(steps):
         with autograd.record():
-            x = gen()
             loss = 0.5 * nd.dot(x, nd.dot(A_, x)) - nd.dot(b_, x)
         loss.backward()
         trainer.step(1)
-    return gen().asnumpy()
+    return x.asnumpy()
 
 
 def test_lbfgs_solves_an_ill_conditioned_quadratic():

@@ -3,11 +3,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import neural_style.train as train_module
+from neural_style import transfer
 from neural_style.config import RGB_MEAN, RGB_STD, Settings, Stage
-from neural_style.train import get_context, transfer
+from neural_style.errors import DivergedError, Interrupted, OutOfMemory
+from neural_style.schedule import get_context
 
-from conftest import smooth_image
+from conftest import RaiseAtStart, StartImages, smooth_image
 
 
 def tiny_settings(*stages, **kw):
@@ -31,17 +32,11 @@ def test_total_loss_falls(optimizer, lr):
     assert 0 <= result.image.min() and result.image.max() <= 1
 
 
-def test_stage_two_starts_from_stage_one_resized(rng, monkeypatch):
-    starts = []
-    real_train = train_module.train
-
-    def spy(X, *args, **kwargs):
-        starts.append(X.asnumpy())
-        return real_train(X, *args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train", spy)
+def test_stage_two_starts_from_stage_one_resized(rng):
+    spy = StartImages()
+    starts = spy.images
     settings = tiny_settings(Stage(32, 24, "sgd", 5.0, 3, 200), Stage(64, 48, "sgd", 1.0, 2, 100))
-    result = transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings)
+    result = transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings, hooks=[spy])
     assert [s.shape for s in starts] == [(1, 3, 24, 32), (1, 3, 48, 64)]
     # by hand: stage 1's image x255, bilinear to 64x48, normalised
     stage1 = result.stage_images[0] * 255
@@ -72,8 +67,6 @@ def test_divergence_recovers_with_lower_lr_and_never_returns_nan(rng):
 
 
 def test_divergence_gives_up_with_clear_error():
-    from neural_style.train import DivergedError
-
     settings = tiny_settings(Stage(64, 48, "sgd", 1e6, 30, 200), max_recoveries=1)
     with pytest.raises(DivergedError, match="lower --lr"):
         transfer(*demo_pair(), settings)
@@ -100,8 +93,6 @@ def test_devices():
 def test_stop_flag_ends_the_run_with_the_latest_good_image(rng):
     import threading
 
-    from neural_style.train import Interrupted
-
     stop = threading.Event()
     seen = []
 
@@ -123,22 +114,23 @@ def test_stop_flag_ends_the_run_with_the_latest_good_image(rng):
     assert not np.allclose(e.result.image, e.result.stage_images[0].mean())
 
 
-def test_nan_loss_restores_the_last_finite_image_and_lowers_lr(monkeypatch):
+class NaNImageAfter(StartImages):
+    """A hook that turns the image into NaN after one epoch, so the next epoch's loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def after_epoch(self, loop):
+        if loop.epoch == self.epoch:
+            loop.X[:] = float("nan")
+
+
+def test_nan_loss_restores_the_last_finite_image_and_lowers_lr():
     """Force a NaN loss at one epoch: the run says so, goes on at lr x0.1 and ends finite."""
-    real = train_module.compute_loss
-    calls = []
-
-    def nan_at_epoch_4(X, *args, **kwargs):
-        losses = real(X, *args, **kwargs)
-        calls.append(None)
-        if len(calls) == 5:  # epoch 4
-            return tuple(l * float("nan") for l in losses)
-        return losses
-
-    monkeypatch.setattr(train_module, "compute_loss", nan_at_epoch_4)
     events = []
     result = transfer(*demo_pair(), tiny_settings(Stage(32, 24, "adam", 0.05, 8, 200)),
-                      callback=lambda p: p.event and events.append(p))
+                      callback=lambda p: p.event and events.append(p), hooks=[NaNImageAfter(3)])
     assert len(events) == 1 and "diverged (nan) at epoch 4" in events[0].event
     assert events[0].lr == pytest.approx(0.005)
     assert np.isfinite(result.image).all()
@@ -148,8 +140,6 @@ def test_nan_loss_restores_the_last_finite_image_and_lowers_lr(monkeypatch):
 
 
 def test_giving_up_on_divergence_keeps_the_last_good_image():
-    from neural_style.train import DivergedError
-
     settings = tiny_settings(Stage(32, 24, "sgd", 1.0, 3, 200), Stage(64, 48, "sgd", 1e6, 30, 200), max_recoveries=1)
     with pytest.raises(DivergedError) as info:
         transfer(*demo_pair(), settings)
@@ -163,25 +153,18 @@ def test_giving_up_on_divergence_keeps_the_last_good_image():
     "std::bad_alloc",
     "Failed to allocate CPU Memory",
 ])
-def test_out_of_memory_names_the_stage_size_and_what_to_try(text, monkeypatch, rng):
-    from neural_style.train import OutOfMemory
-
-    real = train_module.train
-
-    def oom_at_stage_two(X, *args, **kwargs):
-        if X.shape[-1] == 64:
-            raise mx.base.MXNetError(f"Traceback (most recent call last):\n  File \"x.cc\", line 1\nMXNetError: {text}")
-        return real(X, *args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train", oom_at_stage_two)
+def test_out_of_memory_names_the_stage_size_and_what_to_try(text, rng):
+    oom_at_stage_two = RaiseAtStart(64, mx.base.MXNetError(
+        f"Traceback (most recent call last):\n  File \"x.cc\", line 1\nMXNetError: {text}"))
     settings = tiny_settings(Stage(32, 24, "adam", 0.05, 2, 200), Stage(64, 48, "adam", 0.05, 2, 200))
     with pytest.raises(OutOfMemory, match=r"out of memory at stage 2/2 \(64x48\) on cpu\(0\); try a smaller --size") as info:
-        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings)
+        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), settings, hooks=[oom_at_stage_two])
     # the work of stage 1 is kept
     assert info.value.result.image.shape == (24, 32, 3)
 
 
-def test_other_mxnet_errors_are_not_called_out_of_memory(monkeypatch, rng):
-    monkeypatch.setattr(train_module, "train", lambda *a, **k: (_ for _ in ()).throw(mx.base.MXNetError("shape mismatch")))
+def test_other_mxnet_errors_are_not_called_out_of_memory(rng):
+    broken = RaiseAtStart(32, mx.base.MXNetError("shape mismatch"))
     with pytest.raises(mx.base.MXNetError, match="shape mismatch"):
-        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), tiny_settings(Stage(32, 24, "adam", 0.05, 2, 200)))
+        transfer(smooth_image(rng, 48, 64), smooth_image(rng, 30, 30), tiny_settings(Stage(32, 24, "adam", 0.05, 2, 200)),
+                 hooks=[broken])

@@ -4,7 +4,8 @@ import pytest
 from mxnet import autograd, nd
 
 from neural_style.config import CONTENT_LAYERS, RGB_MEAN, RGB_STD, STYLE_LAYERS
-from neural_style.vgg import CONV_INDICES, CONV_NAMES, extract_features, load_vgg
+from neural_style.layers import CONV_INDICES, CONV_NAMES
+from neural_style.vgg import extract_features, load_vgg
 
 from conftest import smooth_image
 
@@ -28,7 +29,7 @@ def test_fold_matches_caffe_preprocessing_including_borders(vgg_caffe, rng):
     lecture = ((img / 255 - RGB_MEAN) / RGB_STD).transpose(2, 0, 1)[None]
     # Caffe's preprocessing by hand (BGR, 0..255, mean subtracted), fed to the raw network
     caffe = (img[:, :, ::-1] - CAFFE_MEAN_BGR).transpose(2, 0, 1)[None]
-    raw = load_vgg(TAPS, "caffe", scale=1.0, fold=False)
+    raw = load_vgg(TAPS, "caffe", activation_scale=1.0, fold=False)
     for ours, ref in zip(features(vgg_caffe, lecture), features(raw, caffe)):
         scale = np.abs(ref).max()
         assert np.abs(ours - ref).max() / scale < 1e-5
@@ -40,7 +41,7 @@ def test_fold_matches_caffe_preprocessing_including_borders(vgg_caffe, rng):
 @pytest.mark.parametrize("k", [7.0, 60.0])
 def test_scale_divides_every_activation_by_k(vgg_caffe, rng, k):
     X = rng.normal(size=(1, 3, 32, 48)).astype(np.float32)
-    scaled = load_vgg(TAPS, "caffe", scale=k)
+    scaled = load_vgg(TAPS, "caffe", activation_scale=k)
     for a, b in zip(features(scaled, X), features(vgg_caffe, X)):
         np.testing.assert_allclose(a * k, b, rtol=2e-4, atol=1e-5 * np.abs(b).max())
 
