@@ -53,5 +53,5 @@ def stylize(
     img = Image.fromarray(to_uint8(result.image))
     img.info.update(meta)
     if output is not None:
-        write_result(img, output, meta, checkpoint=checkpoint_path(output) if settings.save_every or resume else None)
+        write_result(img, output, meta, checkpoint=checkpoint_path(output) if settings.save_every or resume is not None else None)
     return img

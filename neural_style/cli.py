@@ -191,12 +191,12 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
                   "so expect a blurry result", file=sys.stderr)
     resume, done = None, 0
     if args.resume is not None:
-        resume = checkpoint_path(output) if args.resume is True else Path(args.resume)
+        path = checkpoint_path(output) if args.resume is True else Path(args.resume)
         try:
-            ckpt = load_checkpoint(resume)
+            resume = load_checkpoint(path)
         except (OSError, ValueError) as e:
-            return error(f"cannot resume from {resume}: {e}")
-        done = sum(s.epochs for s in settings.stages[:ckpt.stage]) + ckpt.epoch
+            return error(f"cannot resume from {path}: {e}")
+        done = sum(s.epochs for s in settings.stages[:resume.stage]) + resume.epoch
 
     log = {"version": __version__, "content": names[0], "style": names[1] if len(names) == 2 else list(names[1:]),
            "output": str(output), "settings": settings.to_dict()}

@@ -1,7 +1,7 @@
 """The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mxnet import nd
 
@@ -23,7 +23,7 @@ def gram(X: nd.NDArray) -> nd.NDArray:
     return nd.FullyConnected(X, X, no_bias=True, num_hidden=num_channels) / (num_channels * n)
 
 
-def style_loss(Y_hat: nd.NDArray, gram_Y: nd.NDArray) -> nd.NDArray:
+def style_loss(Y_hat: nd.NDArray, gram_Y: nd.NDArray, gram: Callable[[nd.NDArray], nd.NDArray] = gram) -> nd.NDArray:
     """Mean squared difference between the Gram matrix of Y_hat and the target Gram matrix."""
     return (gram(Y_hat) - gram_Y).square().mean()
 
@@ -43,16 +43,18 @@ def compute_loss(
     contents_Y: Sequence[nd.NDArray],
     styles_Y_gram: Sequence[nd.NDArray],
     weights: LossWeights = LossWeights(),
+    gram: Callable[[nd.NDArray], nd.NDArray] = gram,
 ) -> dict[str, nd.NDArray]:
     """The weighted losses by name, each summed over its layers, and their sum as ``total``.
 
     A new term is one function above, one entry here and one weight in LossWeights; the
-    progress bar, the log and the plot take the names from this mapping.
+    progress bar, the log and the plot take the names from this mapping. ``gram`` computes the
+    generated image's Gram matrices (the benchmark passes the lecture's own formula).
     """
     style_weights = [weights.style * w for w in weights.style_layers or [1.0] * len(styles_Y_gram)]
     losses = {
         "content": nd.add_n(*[content_loss(Y_hat, Y) * weights.content for Y_hat, Y in zip(contents_Y_hat, contents_Y)]),
-        "style": nd.add_n(*[style_loss(Y_hat, Y) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
+        "style": nd.add_n(*[style_loss(Y_hat, Y, gram) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
         "tv": tv_loss(X) * weights.tv,
     }
     terms = list(losses.values())

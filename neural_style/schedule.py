@@ -194,7 +194,7 @@ def transfer(
     callback: Optional[Callback] = None,
     stop: Optional[StopFlag] = None,
     *,
-    resume: Optional[Union[str, os.PathLike]] = None,
+    resume: Optional[Union[str, os.PathLike, Checkpoint]] = None,
     save_to: Optional[Union[str, os.PathLike]] = None,
     hybridize: bool = True,
     hooks: Sequence[Hook] = (),
@@ -209,7 +209,8 @@ def transfer(
 
     ``save_to`` is the output path that settings.save_every's snapshots and the checkpoint
     (OUT.ckpt) are named after; an Interrupted run writes that checkpoint too. ``resume`` is a
-    checkpoint to continue from (same settings and images as the interrupted run): the result is
+    checkpoint (its path, or one load_checkpoint read) to continue from (same settings and
+    images as the interrupted run): the result is
     the one the uninterrupted run would have given, bit for bit on the same machine.
     ``hybridize=False`` runs VGG operator by operator (what a profiler needs to name them).
     ``hooks`` are attached to every stage's loop after the package's own (train.Hook), before
@@ -223,7 +224,7 @@ def transfer(
     inputs = {"content": fingerprint(content_img), "styles": [fingerprint(s) for s in style_imgs]}
     ckpt = None
     if resume is not None:
-        ckpt = load_checkpoint(resume)
+        ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         if settings.seed is None:
             settings = replace(settings, seed=ckpt.settings.get("seed"))
     settings = effective_settings(settings, content_img).validate()  # sizes known now: check them too

@@ -61,22 +61,19 @@ if MODE != "sgemm":
     from neural_style import LECTURE_STAGES, Settings, Stage, transfer  # noqa: E402
     from neural_style.generated import GeneratedImage  # noqa: E402
     from neural_style.images import load_image, preprocess  # noqa: E402
-    from neural_style.lecture import LECTURE_IMAGES, SHARED_LECTURE, lecture_pair, md5  # noqa: E402
+    from neural_style.lecture_data import LECTURE_IMAGES, SHARED_LECTURE, lecture_pair, md5  # noqa: E402
+    from neural_style.config import LossWeights  # noqa: E402
     from neural_style.losses import compute_loss, gram  # noqa: E402
     from neural_style.vgg import (CONV_INDICES, extract_features, fold_caffe_preprocessing,  # noqa: E402
                                   load_vgg, scale_activations)
     from neural_style.weights import load_caffe_vgg19  # noqa: E402
 
     if MODE in LECTURE_MODES:
-        import neural_style.losses
-
         def gram(X):
             """The lecture's own Gram matrix, nd.dot with a transpose (the package uses an inner product)."""
             num_channels, n = X.shape[1], X.size // X.shape[1]
             X = X.reshape((num_channels, n))
             return nd.dot(X, X.T) / (num_channels * n)
-
-        neural_style.losses.gram = gram  # style_loss looks it up there
 
 RESULT_PREFIX = "BENCH_JSON "
 
@@ -157,7 +154,7 @@ def package_weights(settings: "Settings") -> dict[str, np.ndarray]:
     folded, shift = fold_caffe_preprocessing(convs[0][0])
     convs[0] = (folded, convs[0][1])
     arrays = {"shift": shift.reshape(1, 3, 1, 1)}
-    for i, (w, b) in zip(CONV_INDICES, scale_activations(convs, settings.activation_scale)):
+    for i, (w, b) in zip(CONV_INDICES, scale_activations(convs, settings.k)):
         if i <= last:
             arrays[f"w{i}"], arrays[f"b{i}"] = w, b
     return arrays
@@ -166,8 +163,8 @@ def package_weights(settings: "Settings") -> dict[str, np.ndarray]:
 def mode_prepare(spec: dict[str, Any]) -> dict[str, Any]:
     """Everything the paths share: weights as the package prepares them, and the inputs."""
     settings = Settings()
-    if settings.weights != "caffe":
-        raise SystemExit(f"the benchmark knows only the caffe weights, the default is {settings.weights!r}")
+    if settings.weights_source != "caffe":
+        raise SystemExit(f"the benchmark knows only the caffe weights, the default is {settings.weights_source!r}")
     last = max(settings.content_layers + settings.style_layers)
     arrays = package_weights(settings)
     kinds = [layer_kind(layer) for layer in list(vision.vgg19().features)[: last + 1]]
@@ -184,7 +181,7 @@ def mode_prepare(spec: dict[str, Any]) -> dict[str, Any]:
         "layer_kinds": kinds, "content_layers": list(settings.content_layers),
         "style_layers": list(settings.style_layers), "weights": list(loss_weights(settings)),
         "lr": LECTURE_STAGES[0].lr, "check_size": list(spec["check_size"]), "pair": source,
-        "scale": settings.activation_scale,
+        "scale": settings.k,
     }
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(spec["out"], **arrays)
@@ -229,7 +226,7 @@ def lecture_features(net, shift, X, content_layers, style_layers):
 
 
 def loss_dict(losses) -> dict[str, float]:
-    return dict(zip(("content", "style", "tv", "total"), (float(l.asscalar()) for l in losses)))
+    return {name: float(loss.asscalar()) for name, loss in losses.items()}
 
 
 def mode_check(spec: dict[str, Any]) -> dict[str, Any]:
@@ -248,12 +245,13 @@ def mode_check(spec: dict[str, Any]) -> dict[str, Any]:
         X.attach_grad()
         with autograd.record():
             c_hat, s_hat = features(X)
-            losses = compute_loss(X, c_hat, s_hat, contents_Y, [gram(Y) for Y in styles_Y], *meta["weights"])
-        losses[-1].backward()
+            losses = compute_loss(X, c_hat, s_hat, contents_Y, [gram(Y) for Y in styles_Y],
+                                  LossWeights(*meta["weights"]), gram)
+        losses["total"].backward()
         out[name] = loss_dict(losses)
         grads[name] = X.grad.asnumpy()
 
-    net = load_vgg(cl + sl, settings.weights, settings.activation_scale, mx.cpu(), settings.weights_file)
+    net = load_vgg(cl + sl, settings.weights_source, settings.k, mx.cpu(), settings.weights_file)
     run("default", lambda X: extract_features(net, X, cl, sl))
     lnet, shift = lecture_network(data, max(cl + sl))
     run("lecture", lambda X: lecture_features(lnet, shift, X, cl, sl))
@@ -281,8 +279,9 @@ def lecture_loop(content_X, style_X, data, meta, epochs: int, lr: float, lr_deca
         t = time.perf_counter()
         with autograd.record():
             contents_Y_hat, styles_Y_hat = lecture_features(net, shift, X, cl, sl)
-            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, *meta["weights"])
-        losses[-1].backward()
+            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
+                                  LossWeights(*meta["weights"]), gram)
+        losses["total"].backward()
         trainer.step(1)
         nd.waitall()
         times.append(time.perf_counter() - t)

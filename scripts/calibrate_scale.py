@@ -14,13 +14,13 @@ from dataclasses import replace
 import sys
 
 from neural_style import LECTURE_STAGES, Settings, transfer
-from neural_style.lecture import LECTURE_IMAGES, LECTURE_LOSSES, SHARED_LECTURE
+from neural_style.lecture_data import LECTURE_IMAGES, LECTURE_LOSSES, SHARED_LECTURE
 
 CONTENT, STYLE = (SHARED_LECTURE / name for name, _, _ in LECTURE_IMAGES.values())
 
 
 def run(k: float, epochs: int) -> tuple[dict[int, tuple[float, float, float]], float]:
-    settings = Settings(stages=(replace(LECTURE_STAGES[0], epochs=epochs),), scale=k, seed=0)
+    settings = Settings(stages=(replace(LECTURE_STAGES[0], epochs=epochs),), activation_scale=k, seed=0)
     start = time.perf_counter()
     result = transfer(CONTENT, STYLE, settings)
     seconds = time.perf_counter() - start

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neural_style import stylize  # noqa: E402
-from neural_style.cli import build_parser, image_arg, settings_from_args  # noqa: E402
+from neural_style.cli import build_parser  # noqa: E402
+from neural_style.images import read_source  # noqa: E402
+from neural_style.options import settings_from_args  # noqa: E402
 from neural_style.config import LECTURE_STAGES  # noqa: E402
 from neural_style.images import save_image  # noqa: E402
 
@@ -94,13 +96,13 @@ def main() -> None:
     for name in args.names or EXAMPLES:
         content, styles, extra = EXAMPLES[name]
         argv = command(content, styles, merge(BASE, extra))
-        settings = settings_from_args(cli.parse_args(argv), LECTURE_STAGES, cli)
+        settings = settings_from_args(cli.parse_args(argv), LECTURE_STAGES)
         out = args.out / f"{name}.png"
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             # stylize() writes the image with its settings; the inputs are named as on the command line.
             work = Path(tmp) / f"{name}.png"
-            img = stylize(image_arg(content), [image_arg(s) for s in styles], settings=settings, output=work)
+            img = stylize(read_source(content), [read_source(s) for s in styles], settings=settings, output=work)
             meta = {k: v for k, v in img.info.items() if k.startswith("neural-style:") or k == "Software"}
             meta["neural-style:content"] = content
             meta["neural-style:style"] = json.dumps(styles)

@@ -9,7 +9,6 @@ GFLOP/s are what they are.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import tempfile
@@ -22,8 +21,8 @@ from skimage import data
 
 from bench_mxnet import mode_sgemm
 from benchmark import conv_flops
-from neural_style import Settings, Stage, train, transfer
-from neural_style.cli import parse_size
+from neural_style import Settings, Stage, transfer
+from neural_style.config import parse_size
 
 FORWARD, BACKWARD = "Convolution", "_backward_Convolution"
 
@@ -63,17 +62,17 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=(450, 300), metavar="WxH")
     parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
-    # Imperative, so that the profile names every operator of the backward pass (a hybridized
-    # network's backward shows as one block); the convolutions run the same oneDNN kernels.
-    train.static_memory = lambda net, pixels: contextlib.nullcontext()
+    # Imperative (hybridize=False), so that the profile names every operator of the backward
+    # pass (a hybridized network's backward shows as one block); the convolutions run the same
+    # oneDNN kernels.
     settings = Settings(stages=(Stage(*args.size, "sgd", 1.0, args.epochs, 1000),))
     content, style = data.chelsea(), data.immunohistochemistry()
-    transfer(content, style, Settings(stages=(Stage(*args.size, "sgd", 1.0, 1, 1000),)))  # warm-up
+    transfer(content, style, Settings(stages=(Stage(*args.size, "sgd", 1.0, 1, 1000),)), hybridize=False)  # warm-up
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "profile.json"
         mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=str(trace))
         mx.profiler.set_state("run")
-        transfer(content, style, settings)
+        transfer(content, style, settings, hybridize=False)
         mx.nd.waitall()
         mx.profiler.set_state("stop")
         mx.profiler.dump()

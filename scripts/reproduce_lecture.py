@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from neural_style import LECTURE_STAGES, Settings, transfer
-from neural_style.cli import parse_size
+from neural_style.config import parse_size
 from neural_style.images import load_image, save_image
-from neural_style.lecture import LECTURE_IMAGES, LECTURE_LOSSES, LECTURE_RESULTS, SHARED_LECTURE
+from neural_style.lecture_data import LECTURE_IMAGES, LECTURE_LOSSES, LECTURE_RESULTS, SHARED_LECTURE
 
 
 def side_by_side(panels: list[tuple[str, np.ndarray]], height: int) -> Image.Image:

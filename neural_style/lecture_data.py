@@ -1,4 +1,5 @@
-"""The lecture's images and printed losses, for the notebook and the reproduction scripts."""
+"""The lecture's data, not its code: its images (where to find or fetch them) and the losses it
+printed, for the notebook and the reproduction scripts."""
 from __future__ import annotations
 
 import hashlib
