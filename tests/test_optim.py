@@ -29,15 +29,14 @@ def test_lbfgs_solves_an_ill_conditioned_quadratic():
 
 
 def test_lbfgs_state_survives_save_and_load(tmp_path):
-    gen = generated_image(nd.ones((3,)), mx.cpu())
-    trainer = gluon.Trainer(gen.collect_params(), "lbfgs", {"learning_rate": 1.0})
+    x, trainer = get_inits(nd.ones((3,)), mx.cpu(), 1.0, "lbfgs")
     for _ in range(3):
         with autograd.record():
-            loss = (gen() ** 2 * nd.array([1, 10, 100])).sum()
+            loss = (x ** 2 * nd.array([1, 10, 100])).sum()
         loss.backward()
         trainer.step(1)
     trainer.save_states(str(tmp_path / "s"))
-    other = gluon.Trainer(gen.collect_params(), "lbfgs", {"learning_rate": 1.0})
+    _, other = get_inits(nd.ones((3,)), mx.cpu(), 1.0, "lbfgs")
     other.load_states(str(tmp_path / "s"))
     state = other._updaters[0].states[0]
     assert len(state.s) == len(trainer._updaters[0].states[0].s) > 0
