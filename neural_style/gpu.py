@@ -3,7 +3,7 @@
 Everything here uses only the standard library and never imports MXNet: the driver is asked
 through ``libcuda.so.1`` with ctypes (no CUDA toolkit needed), so the verdict is available where
 MXNet cannot even be imported (a CUDA build of MXNet links the driver and fails to import
-without one). ``python3 neural_style/gpu.py`` prints it with any Python 3.
+without one). ``python3 neural_style/gpu.py`` prints it with Python 3.8 or newer.
 
 What MXNet 1.9.1's CUDA wheels can run on comes from inspecting ``mxnet-cu117==1.9.1``: its
 kernels are compiled for sm_50, 60, 70, 80 and 86 with no PTX, so they run on compute
