@@ -112,10 +112,11 @@ FAKE_CUDA = textwrap.dedent("""
 
 @needs_cc
 def test_driver_probe_reads_names_and_capabilities_from_the_driver_library(tmp_path):
-    working = compile_library(tmp_path / "ok", "libcuda.so.1", "#define INIT_RESULT 0\n" + FAKE_CUDA)
+    # Not named libcuda.so.1: once loaded, that soname would answer every later probe in this process.
+    working = compile_library(tmp_path, "libfakecuda-ok.so.1", "#define INIT_RESULT 0\n" + FAKE_CUDA)
     found = gpu.probe_driver(str(working))
     assert found == Driver(True, 12040, (GPU(0, "Tesla T4", (7, 5)), GPU(1, "NVIDIA H200", (9, 0))), None)
-    no_device = compile_library(tmp_path / "none", "libcuda.so.1", "#define INIT_RESULT 100\n" + FAKE_CUDA)
+    no_device = compile_library(tmp_path, "libfakecuda-none.so.1", "#define INIT_RESULT 100\n" + FAKE_CUDA)
     assert gpu.probe_driver(str(no_device)) == Driver(True, 12040, (), "cuInit: CUDA_ERROR_NO_DEVICE")
     assert gpu.probe_driver(str(tmp_path / "missing.so")) == Driver(False)
 
