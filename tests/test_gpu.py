@@ -167,12 +167,17 @@ def fake_site(tmp_path_factory):
     return root, libmxnet
 
 
-def run_preload_probe(site: Path, libmxnet: Path, distribution: str) -> dict:
+def install_fake_distribution(site: Path, distribution: str) -> None:
+    """Make ``distribution`` the one that provides the fake site's mxnet."""
     for info in site.glob("mxnet*.dist-info"):
         shutil.rmtree(info)
-    name = distribution.replace("-", "_")
-    (site / f"{name}-1.9.1.dist-info").mkdir()
-    (site / f"{name}-1.9.1.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.9.1\n")
+    info = site / f"{distribution.replace('-', '_')}-1.9.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.9.1\n")
+
+
+def run_preload_probe(site: Path, libmxnet: Path, distribution: str) -> dict:
+    install_fake_distribution(site, distribution)
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "MXNET_CUDNN_LIB_CHECKING")}
     out = subprocess.run([sys.executable, "-c", PRELOAD_PROBE, str(GPU_PY), str(site), str(libmxnet)],
                          env=env, capture_output=True, text=True, check=True, timeout=60)
@@ -195,3 +200,20 @@ def test_a_cpu_build_preloads_nothing(fake_site):
     result = run_preload_probe(site, libmxnet, "mxnet")
     assert result["loaded"] == [] and result["cudnn_check"] is None
     assert "libcudart.so.11.0" in result["libmxnet_error"]  # the control: without preloading it cannot load
+
+
+def test_importing_neural_style_preloads_before_mxnet_is_imported(fake_site):
+    site, _ = fake_site
+    install_fake_distribution(site, "mxnet-cu117")
+    # This mxnet reports what is loaded at the moment neural_style first imports it, and exits.
+    (site / "mxnet" / "__init__.py").write_text(
+        "maps = open('/proc/self/maps').read()\n"
+        "print(all(name in maps for name in ('libcudart.so.11.0', 'libcublas.so.11', 'libcusolver.so.11')))\n"
+        "raise SystemExit(0)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", "import neural_style"], cwd=GPU_PY.parent.parent,
+                             env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=60)
+    finally:
+        (site / "mxnet" / "__init__.py").write_text("")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
