@@ -1,9 +1,10 @@
 """Neural style transfer (Gatys et al.) in MXNet/Gluon, following the d2l.ai / STAT 157 lecture."""
-from . import runtime as _runtime
+from . import gpu as _gpu, runtime as _runtime
 
 # Both before MXNet is first imported: it sizes its thread pool then, and starts its threads.
 _runtime.set_threads()
 _runtime.keep_freed_memory()
+_gpu.preload_for_mxnet()  # a CUDA build's libraries from pip's nvidia-* wheels, without LD_LIBRARY_PATH
 
 from .version import __version__  # noqa: E402
 from .config import LECTURE_STAGES, Settings, Stage  # noqa: E402
