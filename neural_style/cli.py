@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE",
                    help="content image and style image (any common format, or skimage:NAME for an image "
                         "inside scikit-image, e.g. skimage:coffee); none, or `demo`, runs the demo. "
-                        "`neural-style info IMAGE` prints the settings a result was made with")
+                        "`neural-style info IMAGE` prints the settings a result was made with; "
+                        "`neural-style doctor` what this machine offers (CPU, MXNet, weights, GPU)")
     p.add_argument("-o", "--output", type=Path,
                    help="output image, .png or .jpg (default: CONTENT_STYLE.png, or out/demo.png for the demo); "
                         "a loss plot (_loss.png) and a JSON log (.json) are written beside it")
@@ -137,6 +138,10 @@ def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> in
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["info"]:
         return info_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from .doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     images = list(args.images)
@@ -172,16 +177,17 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     from .layers import min_side
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
-    from .schedule import checkpoint_path, transfer
+    from .schedule import checkpoint_path, get_context, transfer
     from .weights import WeightsError
 
     roles = ("content image", *["style image"] * (len(names) - 1))
     try:
+        get_context(settings.device)
         content, *styles = (read_source(name, settings.max_pixels, role) for name, role in zip(names, roles))
         if settings.init not in ("content", "random"):
             read_image(settings.init, settings.max_pixels, "initial image")
         check_outputs(output_paths(output), [n for n in names if not n.startswith(SKIMAGE)], args.overwrite)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         return error(e)
     smallest = min_side(tuple(settings.content_layers) + tuple(settings.style_layers))
     for role, name, img in zip(roles, names, (content, *styles)):

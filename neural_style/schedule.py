@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from . import runtime
+from . import gpu, runtime
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, trainer_states
 from .config import Settings
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
@@ -42,20 +42,15 @@ class Result:
 
 
 def get_context(device: str) -> mx.Context:
-    """'cpu', 'gpu' or 'gpu:N' as an MXNet context; a clear error where there is no GPU."""
+    """'cpu', 'gpu' or 'gpu:N' as an MXNet context; for a GPU, gpu.require_gpu's verdict (no
+    driver, a CPU-only MXNet, a GPU MXNet 1.9.1 has no kernels for) before any work."""
     if device == "cpu":
         return mx.cpu()
     kind, _, index = device.partition(":")
     if kind != "gpu" or (index and not index.isdigit()):
         raise ValueError(f"unknown device {device!r} (use cpu, gpu or gpu:N)")
-    if not mx.runtime.Features().is_enabled("CUDA"):
-        raise RuntimeError(
-            "this MXNet was built without CUDA, so --device gpu cannot work; install a CUDA build "
-            "(e.g. pip install mxnet-cu112==1.9.1 with CUDA 11.2 and cuDNN 8) or use --device cpu"
-        )
     n = int(index or 0)
-    if n >= mx.context.num_gpus():
-        raise RuntimeError(f"GPU {n} does not exist (MXNet sees {mx.context.num_gpus()} GPUs)")
+    gpu.require_gpu(n, cuda_build=mx.runtime.Features().is_enabled("CUDA"))
     return mx.gpu(n)
 
 

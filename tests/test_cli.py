@@ -77,11 +77,25 @@ def test_one_image_is_an_error(pair):
     assert proc.returncode == 2 and "CONTENT and a STYLE" in proc.stderr
 
 
-def test_gpu_without_cuda_is_a_clear_error(tmp_path, pair):
+def test_gpu_without_cuda_gives_the_doctors_verdict_before_any_work(tmp_path, pair):
     import mxnet as mx
+
+    from neural_style import gpu
 
     if mx.runtime.Features().is_enabled("CUDA"):
         pytest.skip("this MXNet has CUDA")
     proc = run_cli(*pair, "-o", tmp_path / "x.png", "--size", "32x24", "--epochs", "1", "--device", "gpu")
-    assert proc.returncode == 2 and "without CUDA" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    verdict = gpu.verdict(gpu.probe_driver(), cuda_build=False)
+    assert not verdict.usable
+    assert proc.returncode == 2 and proc.stderr == f"neural-style: error: {verdict}\n"
+    doctor = run_cli("doctor")
+    assert doctor.returncode == 0 and str(verdict) in doctor.stdout
+
+
+def test_help_and_the_doctor_run_without_loading_mxnet():
+    """A CUDA build of MXNet cannot be imported without a driver: the help and the doctor's
+    report must not need it, nor `import neural_style` itself."""
+    probe = ("import sys, neural_style; from neural_style.cli import build_parser; build_parser().format_help(); "
+             "import neural_style.doctor; print('mxnet' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
