@@ -83,8 +83,9 @@ def train(X: nd.NDArray, contents_Y: Sequence[nd.NDArray], styles_Y_gram: Sequen
     """Optimise one stage from initial image X; returns the final image (NCHW, preprocessed).
 
     The lecture's loop: record, features, losses, backward, step, the learning-rate decay; then
-    the hooks. With no hooks it is exactly the lecture's (transfer() attaches the divergence
-    guard, whose judge also keeps the engine at most one epoch ahead).
+    the hooks. What the lecture did besides, printing the losses every 50 epochs and waiting for
+    the engine, hooks do here: hooks.History reads the losses every ``report_every`` epochs, and
+    hooks.DivergenceGuard's judge keeps the engine at most one epoch ahead.
     """
     X, trainer = get_inits(X, X.context, stage.lr, stage.optimizer)
     loop = Loop(stage, index, X, trainer)
