@@ -11,6 +11,7 @@ from .config import LECTURE_STAGES, Settings, Stage  # noqa: E402
 from .train import Progress, Result, transfer  # noqa: E402
 from .api import stylize  # noqa: E402
 from .metadata import read_metadata, read_settings  # noqa: E402
+from .batch import batch  # noqa: E402
 
-__all__ = ["LECTURE_STAGES", "Progress", "Result", "Settings", "Stage", "read_metadata", "read_settings",
+__all__ = ["LECTURE_STAGES", "batch", "Progress", "Result", "Settings", "Stage", "read_metadata", "read_settings",
            "stylize", "transfer", "__version__"]

@@ -369,6 +369,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["info"]:
         return info_main(argv[1:])
+    if argv[:1] == ["batch"]:
+        from .batch import batch_main
+
+        return batch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     images = list(args.images)
