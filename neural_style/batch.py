@@ -35,7 +35,7 @@ from .config import LECTURE_STAGES, Settings
 from .images import atomic_write
 from .metadata import PREFIX, read_metadata, read_settings, styles_of
 from .outputs import check_outputs, output_paths
-from .train import RESUME_MAY_CHANGE, StopFlag, checkpoint_path, effective_settings
+from .train import RESUME_MAY_CHANGE, Result, StopFlag, checkpoint_path, effective_settings
 
 PathLike = Union[str, os.PathLike]
 
@@ -239,7 +239,7 @@ def run_job(job: Job, stop: Optional[StopFlag] = None, sources: Optional[tuple[A
     return Outcome("done", seconds, resumed=resume is not None)
 
 
-def write_result(job: Job, result, folder: Path, seconds: float, resumed: bool) -> Path:
+def write_result(job: Job, result: Result, folder: Path, seconds: float, resumed: bool) -> Path:
     """Write a finished job's loss plot, JSON log and image (its settings inside), the image last:
     an output image means a finished job."""
     from .images import save_image
@@ -527,11 +527,15 @@ def write_files(job: Job, files: dict[str, bytes]) -> None:
 
 
 def run_ray(todo: Sequence[int], jobs: Sequence[Job], summary: Summary, signals: BatchSignals, address: str,
-            inputs: str, cpus: int, images: dict[str, np.ndarray], checkpoint_every: int) -> None:
+            inputs: str, cpus: Optional[int], images: dict[str, np.ndarray], checkpoint_every: int) -> None:
     """Run the jobs numbered todo as Ray tasks: on the cluster at ``address``, on a new local Ray
     without one, or on the Ray this process already started. ``inputs`` "ship" sends the driver's
-    decoded images with the tasks (``images``, by name); "path" has the nodes read the files."""
-    import ray
+    decoded images with the tasks (``images``, by name); "path" has the nodes read the files.
+    ``cpus`` per task defaults to 1 with a GPU, else to the cores of the smallest node."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray: pip install ray==2.60.0 (the version requirements.txt pins)") from None
 
     start = time.perf_counter()
     owned = not ray.is_initialized()
@@ -543,6 +547,10 @@ def run_ray(todo: Sequence[int], jobs: Sequence[Job], summary: Summary, signals:
     pending: dict = {}
     try:
         gpu = jobs[todo[0]].settings.device.startswith("gpu")
+        if cpus is None:  # every node with CPUs can take a task, and computes with all the cores it has
+            cpus = 1 if gpu else int(min((n["Resources"]["CPU"] for n in ray.nodes()
+                                          if n["Alive"] and n["Resources"].get("CPU")), default=1))
+        summary.mode += f", {cpus} CPU{'s' * (cpus > 1)} a task, inputs {inputs}"
         task = ray.remote(ray_job).options(
             num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=MAX_ATTEMPTS - 1,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": str(cpus)}})
@@ -607,8 +615,7 @@ def run_batch(jobs: Sequence[Job], outdir: PathLike, *, workers: Optional[int] =
         workers = workers or default_workers(settings)
         mode = f"{workers} local worker{'s' * (workers > 1)}"
     else:
-        ray_cpus = ray_cpus or (1 if settings.device.startswith("gpu") else os.cpu_count() or 1)
-        mode = f"ray {ray or '(local)'}, {ray_cpus} CPU{'s' * (ray_cpus > 1)} a task, inputs {ray_inputs}"
+        mode = f"ray {ray or '(local)'}"
     summary = Summary(jobs, outdir, quiet, mode)
     with BatchSignals() as signals:
         todo, images = [], {}
@@ -633,8 +640,9 @@ def run_batch(jobs: Sequence[Job], outdir: PathLike, *, workers: Optional[int] =
                     run_local(todo, jobs, summary, signals, workers, checkpoint_every)
                 else:
                     run_ray(todo, jobs, summary, signals, ray, ray_inputs, ray_cpus, images, checkpoint_every)
-        except KeyboardInterrupt:  # the second signal: the runner has stopped its workers
-            pass
+        except KeyboardInterrupt:  # the second signal (or an interrupt of our handler's): the runner has stopped
+            if signals.signum is None:
+                signals.signum = signal.SIGINT
         if signals.signum is not None:
             summary.signal = signal.Signals(signals.signum).name
         summary.write()
@@ -726,7 +734,7 @@ def build_parser() -> BatchParser:
                         "path: the nodes read them, from paths every node sees (default: %(default)s)")
     b.add_argument("--ray-cpus", type=cli.positive(int), metavar="N",
                    help="CPUs each Ray task reserves and computes with (default: 1 with --device gpu, else the "
-                        "number of cores of this machine)")
+                        "cores of the cluster's smallest node, so that any node can take a task)")
     b.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="N",
                    help="checkpoint a running job every N epochs, so that a killed one resumes there "
                         "(0: only when stopped; default: %(default)s)")
@@ -812,6 +820,9 @@ def batch_main(argv: Sequence[str]) -> int:
     except UsageError as e:
         print(f"neural-style batch: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C while the summary was being written: it is whole, or the last one
+        print("neural-style batch: quit", file=sys.stderr)
+        return 130
     if summary["signal"] is not None:
         return 128 + int(signal.Signals[summary["signal"]])
     return 1 if summary["failed"] else 0
