@@ -14,8 +14,8 @@ from .version import __version__  # noqa: E402
 # The public names, each imported from its module on first use, so that `neural-style --help`
 # and `neural-style doctor` run without MXNet (which a CUDA build cannot import without a driver).
 _PUBLIC = {"LECTURE_STAGES": "config", "Settings": "config", "Stage": "config", "Progress": "hooks",
-           "Result": "schedule", "transfer": "schedule", "stylize": "api", "read_metadata": "metadata",
-           "read_settings": "metadata"}
+           "Result": "schedule", "transfer": "schedule", "stylize": "api", "batch": "jobs",
+           "read_metadata": "metadata", "read_settings": "metadata"}
 
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -142,6 +142,10 @@ def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> in
         from .doctor import main as doctor_main
 
         return doctor_main(argv[1:])
+    if argv[:1] == ["batch"]:
+        from .jobs import batch_main
+
+        return batch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     images = list(args.images)

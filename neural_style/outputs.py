@@ -65,17 +65,19 @@ def _writable_folder(folder: Path) -> None:
 
 def write_result(image: Any, output: PathLike, metadata: dict[str, str], log: Optional[dict[str, Any]] = None,
                  history: Sequence[dict] = (), checkpoint: Optional[Path] = None) -> list[Path]:
-    """Write what a run leaves: the image with its metadata, and with ``log`` its JSON log and (where
-    losses were read) the loss plot beside it; then remove ``checkpoint``, stale once the run
-    is done. Every file is written atomically. Returns the files written, the image first."""
+    """Write what a run leaves: with ``log`` its JSON log and (where losses were read) the loss
+    plot, then the image with its metadata, last, so that an image whose log is missing never
+    stands for a finished run; then remove ``checkpoint``, stale once the run is done. Every file
+    is written atomically. Returns the files written, the image first."""
     from .report import plot_losses, write_log
 
     image_path, plot_path, log_path = output_paths(output)
-    written = [save_image(image, image_path, metadata=metadata)]
+    written = []
     if log is not None:
-        written.append(write_log(log_path, log))
         if any("total" in h for h in history):
-            written.insert(1, plot_losses(plot_path, history))
+            written.append(plot_losses(plot_path, history))
+        written.append(write_log(log_path, log))
+    written.insert(0, save_image(image, image_path, metadata=metadata))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return written
