@@ -9,7 +9,16 @@ from typing import Any, Union
 
 from .images import atomic_write
 
-LOSS_NAMES = ("content", "style", "tv")
+# What a history entry (hooks.History) holds besides the losses, which compute_loss names.
+ENTRY_FIELDS = ("stage", "width", "height", "epoch", "lr", "seconds")
+
+
+def loss_names(history: list[dict]) -> list[str]:
+    """The names of the loss terms in a history, in compute_loss's order, without their total."""
+    names: dict[str, None] = {}
+    for h in history:
+        names.update((k, None) for k in h if k not in ENTRY_FIELDS and k not in ("total", "event"))
+    return list(names)
 
 
 def _json_safe(value: Any) -> Any:
@@ -31,7 +40,7 @@ def write_log(path: Union[str, os.PathLike], log: dict[str, Any]) -> Path:
 
 
 def plot_losses(path: Union[str, os.PathLike], history: list[dict]) -> Path:
-    """Weighted content, style and TV losses against the epoch, one line each, stages marked."""
+    """Each weighted loss term against the epoch, one line each, stages marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +59,7 @@ def plot_losses(path: Union[str, os.PathLike], history: list[dict]) -> Path:
         total += stage_epochs[stage]
         if stage > 0:
             ax.axvline(offsets[stage], color="grey", lw=0.8, ls=":")
-    for name in LOSS_NAMES:
+    for name in loss_names(history):
         xs = [offsets[h["stage"]] + h["epoch"] for h in history]
         ax.plot(xs, [h[name] for h in history], marker=".", label=name)
     ax.set_yscale("log")

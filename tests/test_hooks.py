@@ -109,3 +109,17 @@ def test_validation_messages_name_the_declared_labels():
                           ({"stages": (Stage(32, 24, epochs=0),)}, "stage 1 epochs must be a whole number")]:
         with pytest.raises(ValueError, match=words):
             Settings(**change).validate()
+
+
+def test_the_plot_and_the_log_take_the_loss_names_from_the_history(tmp_path):
+    from PIL import Image
+
+    from neural_style.report import loss_names, plot_losses
+
+    entry = {"stage": 0, "width": 32, "height": 24, "lr": 1.0, "seconds": 0.1}
+    history = [{**entry, "epoch": 1, "content": 1.0, "new_term": 0.5, "total": 1.5},
+               {**entry, "epoch": 2, "event": "the loss diverged"},
+               {**entry, "epoch": 3, "content": 0.8, "new_term": 0.4, "total": 1.2}]
+    assert loss_names(history) == ["content", "new_term"]
+    with Image.open(plot_losses(tmp_path / "loss.png", history)) as im:
+        assert im.format == "PNG"
