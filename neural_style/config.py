@@ -270,7 +270,8 @@ DEMO_STAGES = (
 
 @dataclass(frozen=True)
 class LossWeights:
-    """The weight of each loss term (and per style layer, multipliers of the style weight)."""
+    """The weight of each loss term, named as compute_loss names it (and per style layer,
+    multipliers of the style weight); Settings holds each as the option ``<term>_weight``."""
 
     content: float = 1.0
     style: float = 1e3
@@ -378,7 +379,9 @@ class Settings:
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.style_layer_weights)
+        """Each loss term's weight, from the option named after it (``<term>_weight``)."""
+        terms = {f.name: getattr(self, f"{f.name}_weight") for f in fields(LossWeights) if f.name != "style_layers"}
+        return LossWeights(**terms, style_layers=self.style_layer_weights)
 
     def validate(self) -> "Settings":
         """Raise ValueError naming the first setting that cannot work; returns self.
