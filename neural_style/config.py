@@ -337,6 +337,11 @@ class Settings:
     seed: Optional[int] = option(
         None, "random seed of --init random (and of every random choice): the same seed gives the same image bit "
         "for bit on the same machine (default: drawn, and recorded in the output)", type=int)
+    # L-BFGS keeps this many (step, gradient change) pairs: 2 image-sized arrays each.
+    lbfgs_history: int = option(
+        100, "pairs of image-sized arrays L-BFGS remembers; each pair costs 8 bytes per pixel and channel, so "
+        "100 at 1200x800 hold 2.3 GB (default: %(default)s)", group="schedule", check=integer(1),
+        label="lbfgs_history", type=positive(int), metavar="M")
     # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
     max_recoveries: int = option(
         3, "when the loss diverges, restore the last good image and lower the learning rate at most N times "
@@ -376,6 +381,10 @@ class Settings:
     def k(self) -> float:
         """The activation scale in effect: the one given, else the calibrated one for the weights."""
         return activation_scale_for(self.weights_source) if self.activation_scale is None else float(self.activation_scale)
+
+    def optimizer_params(self, stage: Stage) -> dict[str, Any]:
+        """What the stage's optimizer is given beside its learning rate."""
+        return {"history": self.lbfgs_history} if stage.optimizer == "lbfgs" else {}
 
     @property
     def loss_weights(self) -> LossWeights:

@@ -21,15 +21,17 @@ from .losses import compute_loss
 from .vgg import VGGFeatures, extract_features
 
 
-def get_inits(X: nd.NDArray, ctx: mx.Context, lr: float, optimizer: str = "sgd") -> tuple[nd.NDArray, gluon.Trainer]:
-    """The generated image, initialised from X, and the Trainer that updates it.
+def get_inits(X: nd.NDArray, ctx: mx.Context, lr: float, optimizer: str = "sgd",
+              optimizer_params: Optional[dict[str, Any]] = None) -> tuple[nd.NDArray, gluon.Trainer]:
+    """The generated image, initialised from X, and the Trainer that updates it
+    (``optimizer_params``: the optimizer's other arguments, e.g. L-BFGS's history).
 
     (The lecture's get_inits also took the style features' Gram matrices; here the caller
     passes them in, since controls.style_targets may blend several styles.)
     """
     gen_img = GeneratedImage(X.shape)
     gen_img.initialize(init.Constant(X), ctx=ctx, force_reinit=True)
-    trainer = gluon.Trainer(gen_img.collect_params(), optimizer, {"learning_rate": lr})
+    trainer = gluon.Trainer(gen_img.collect_params(), optimizer, {"learning_rate": lr, **(optimizer_params or {})})
     return gen_img(), trainer
 
 
@@ -87,7 +89,7 @@ def train(X: nd.NDArray, contents_Y: Sequence[nd.NDArray], styles_Y_gram: Sequen
     the engine, hooks do here: hooks.History reads the losses every ``report_every`` epochs, and
     hooks.DivergenceGuard's judge keeps the engine at most one epoch ahead.
     """
-    X, trainer = get_inits(X, X.context, stage.lr, stage.optimizer)
+    X, trainer = get_inits(X, X.context, stage.lr, stage.optimizer, settings.optimizer_params(stage))
     loop = Loop(stage, index, X, trainer)
     for hook in hooks:
         hook.start(loop)

@@ -40,3 +40,24 @@ def test_lbfgs_state_survives_save_and_load(tmp_path):
     other.load_states(str(tmp_path / "s"))
     state = other._updaters[0].states[0]
     assert len(state.s) == len(trainer._updaters[0].states[0].s) > 0
+
+
+def test_lbfgs_history_is_a_setting_that_bounds_the_pairs_kept():
+    from skimage import data
+
+    from neural_style import Settings, Stage, transfer
+    from neural_style.train import Hook
+
+    class Pairs(Hook):
+        def __init__(self):
+            self.counts = []
+
+        def after_epoch(self, loop):
+            self.counts.append(len(loop.trainer._updaters[0].states[0].s))
+
+    pairs = Pairs()
+    settings = Settings(stages=(Stage(32, 24, "lbfgs", 1.0, 6, 200),), lbfgs_history=2)
+    transfer(data.chelsea(), data.immunohistochemistry(), settings, hooks=[pairs])
+    assert max(pairs.counts) == 2 and pairs.counts[0] == 0  # the first step has no pair yet
+    assert Settings(lbfgs_history=5).optimizer_params(Stage(optimizer="lbfgs")) == {"history": 5}
+    assert Settings(lbfgs_history=5).optimizer_params(Stage(optimizer="adam")) == {}
