@@ -400,6 +400,8 @@ class Settings:
         """
         from mxnet.optimizer import Optimizer
 
+        from . import optim  # noqa: F401  (registers 'lbfgs' with Gluon's optimizers)
+
         for kind in ("content", "style"):
             taps = getattr(self, f"{kind}_layers")
             if not taps:

@@ -44,9 +44,10 @@ def test_end_to_end_writes_image_plot_and_log(tmp_path, pair):
     assert str(out) in proc.stdout
 
 
-def test_jpeg_output(tmp_path, pair):
+def test_jpeg_output_with_lbfgs(tmp_path, pair):
+    """L-BFGS is the package's own optimizer: the command line knows it before training starts."""
     out = tmp_path / "r.jpg"
-    proc = run_cli(*pair, "-o", out, "--size", "32x24", "--epochs", "1", "--quiet")
+    proc = run_cli(*pair, "-o", out, "--size", "32x24", "--epochs", "2", "--optimizer", "lbfgs", "--lr", "1", "--quiet")
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as im:
         assert im.format == "JPEG" and im.size == (32, 24)
