@@ -338,7 +338,7 @@ class Settings:
         check=number(), label="activation scale", type=positive(float), to_text=floats_text)
     device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
     precision: str = option(
-        "auto", "number format of VGG's convolutions: bfloat16 (CPUs with AVX512_BF16 or AMX) or float32; the Gram "
+        "float32", "number format of VGG's convolutions: bfloat16 (CPUs with AVX512_BF16 or AMX) or float32; the Gram "
         "matrices, losses, optimizer and image stay float32. auto: bfloat16 where the CPU has it, else float32 "
         "(default: %(default)s)", group="network", check=one_of(PRECISIONS, "precision"), choices=list(PRECISIONS))
     seed: Optional[int] = option(
