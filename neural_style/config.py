@@ -13,6 +13,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Union
 
+from .cpu import cpu_info, has_fast_bfloat16
 from .layers import LAYER_NAMES, layer_index, layer_name, min_side
 
 # ImageNet statistics used by the lecture's preprocess/postprocess (RGB).
@@ -40,6 +41,9 @@ MAX_PIXELS = 250_000_000
 # Images and stages more elongated than this are refused: every stage is stretched to its
 # WIDTHxHEIGHT, and a 10:1 image still keeps 16 px on its short side at 160 px on its long one.
 MAX_ASPECT_RATIO = 10.0
+
+# What Settings.precision may be: the VGG convolutions' number format (see cpu.resolve_precision).
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad")
 
@@ -334,6 +338,10 @@ class Settings:
         group="network",
         check=number(), label="activation scale", type=positive(float), to_text=floats_text)
     device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
+    precision: str = option(
+        "float32", "number format of VGG's convolutions: bfloat16 (CPUs with AVX512_BF16 or AMX) or float32; the Gram "
+        "matrices, losses, optimizer and image stay float32. auto: bfloat16 where the CPU has it, else float32 "
+        "(default: %(default)s)", group="network", check=one_of(PRECISIONS, "precision"), choices=list(PRECISIONS))
     seed: Optional[int] = option(
         None, "random seed of --init random (and of every random choice): the same seed gives the same image bit "
         "for bit on the same machine (default: drawn, and recorded in the output)", type=int)
@@ -457,6 +465,8 @@ class Settings:
                              + ", ".join(map(repr, PRESERVE_COLORS)))
         if not isinstance(self.init, str) or not self.init:
             raise ValueError(f"init must be 'content', 'random' or the path of an image, not {self.init!r}")
+        if self.precision == "bfloat16":
+            check_bfloat16(self.device)
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
             raise ValueError(f"{len(self.style_layer_weights)} style layer weights for "
                              f"{len(self.style_layers)} style layers")
@@ -488,6 +498,17 @@ RENAMED = {"weights": "weights_source", "scale": "activation_scale"}
 def activation_scale_for(weights_source: str) -> float:
     """The calibrated activation scale k of a weights source: Caffe's, or 1 for the lecture's own."""
     return CAFFE_ACTIVATION_SCALE if weights_source == "caffe" else 1.0
+
+
+def check_bfloat16(device: str, features: Optional[dict[str, bool]] = None) -> None:
+    """A ValueError unless bfloat16 can run fast on device: the CPU (MXNet 1.9.1's bfloat16 is
+    oneDNN's), one with AVX512_BF16 or AMX (``features``: cpu_info()'s, this CPU's by default)."""
+    if device != "cpu":
+        raise ValueError(f"precision bfloat16 runs on the CPU only, not on {device}; use float32 or auto")
+    features = cpu_info()["features"] if features is None else features
+    if not has_fast_bfloat16(features):
+        raise ValueError("precision bfloat16 needs a CPU with AVX512_BF16 or AMX, which this one lacks (oneDNN "
+                         "would emulate it, slower than float32); use float32 or auto")
 
 
 def check_fields(obj: Any, where: str = "") -> None:

@@ -14,27 +14,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import __version__, gpu
+from .cpu import cpu_info
 from .weights import CAFFE_INSTALL, CAFFE_SHA256, WeightsError, caffe_weights_path, sha256
-
-#: The CPU flags reported, each as the /proc/cpuinfo flags that make it count.
-CPU_FEATURES = {"avx2": ("avx2",), "avx512": ("avx512f",), "avx512_bf16": ("avx512_bf16",),
-                "amx": ("amx_tile",)}
 
 #: MXNet's names (mx.runtime.Features) of the build features reported.
 MXNET_FEATURES = {"CUDA": "CUDA", "cuDNN": "CUDNN", "oneDNN": "MKLDNN"}
-
-
-def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    """The CPU's model name and which of CPU_FEATURES it has (Linux; empty elsewhere)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return {"model": None, "features": {}}
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name"),
-            "features": {name: all(f in flags for f in needed) for name, needed in CPU_FEATURES.items()}}
 
 
 def mxnet_info() -> dict[str, Any]:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
+from typing import Mapping, Optional
+
+from .cpu import cpu_info
 
 # glibc's mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -17,6 +21,17 @@ KEEP_MEMORY_MAX_PIXELS = 1_500_000
 
 #: Set to "system" to leave malloc as it is.
 MALLOC_VARIABLE = "NEURAL_STYLE_MALLOC"
+
+# Linux's arch_prctl (x86_64 system call 158) asking for the AMX tile data state
+# (arch/x86/include/uapi/asm/prctl.h: ARCH_REQ_XCOMP_PERM; XFEATURE_XTILEDATA is state component 18).
+SYS_ARCH_PRCTL = 158
+ARCH_REQ_XCOMP_PERM = 0x1023
+XFEATURE_XTILEDATA = 18
+
+#: oneDNN's cap on the instruction sets it dispatches to; MXNet 1.9.1's oneDNN 2.4 leaves AMX
+#: out unless it is named here.
+ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+ONEDNN_AMX_ISA = "AVX512_CORE_AMX"
 
 
 def set_threads() -> None:
@@ -48,3 +63,27 @@ def keep_freed_memory(keep: bool = True) -> bool:
             (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1), (M_ARENA_MAX, 1)))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def allow_amx(features: Optional[Mapping[str, bool]] = None) -> bool:
+    """Let oneDNN's bfloat16 convolutions use AMX, where the CPU and the kernel allow it.
+
+    Linux hands a process the (large) AMX register state only once it asks for it; oneDNN 2.4
+    does not ask, so an AMX kernel dies of SIGILL. This asks (arch_prctl), and only when the
+    kernel agrees lifts oneDNN's cap to AMX (DNNL_MAX_CPU_ISA), before MXNet loads oneDNN.
+    Elsewhere (no AMX in ``features``, cpu_info()'s by default; another OS; a kernel before
+    5.16) nothing changes and bfloat16 runs on AVX512_BF16. A cap the user set is kept (the
+    permission is still asked for, so that a cap of AMX works). Returns whether the kernel agreed.
+    """
+    features = cpu_info()["features"] if features is None else features
+    if not features.get("amx") or platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if not any(name in os.environ for name in ONEDNN_ISA_VARIABLES):
+        os.environ["DNNL_MAX_CPU_ISA"] = ONEDNN_AMX_ISA
+    return True

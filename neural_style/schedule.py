@@ -25,7 +25,8 @@ from .hooks import Callback, CallbackHook, DivergenceGuard, History, Resume, Sna
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
 from .train import Hook, Loop, train
 from .version import __version__
-from .vgg import VGGFeatures, extract_features, load_vgg
+from .cpu import cpu_info, resolve_precision
+from .vgg import FeatureNet, extract_features, load_vgg, to_bfloat16
 
 
 @dataclass
@@ -55,7 +56,7 @@ def get_context(device: str) -> mx.Context:
 
 
 @contextlib.contextmanager
-def static_memory(net: VGGFeatures, pixels: int) -> Iterator[None]:
+def static_memory(net: FeatureNet, pixels: int) -> Iterator[None]:
     """Run the network with memory allocated once for its forward and backward pass, not every
     epoch, and freed memory kept for the next epoch up to a size (runtime.keep_freed_memory);
     free the static memory afterwards: the network outlives the run in feature_net's cache."""
@@ -75,28 +76,35 @@ def next_stage_init(X: nd.NDArray, image_shape: tuple[int, int]) -> nd.NDArray:
 _NET_CACHE: dict = {}
 
 
-def feature_net(settings: Settings, ctx: mx.Context) -> VGGFeatures:
-    """The frozen VGG19 for settings' layers and weights, kept for the next run with the same
-    ones (loading it takes longer than a small run: repeated stylize() calls, tests)."""
+def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
+    """The frozen VGG19 for settings' layers, weights and precision (bfloat16: vgg.to_bfloat16's
+    copy), kept for the next run with the same ones (loading it takes longer than a small run:
+    repeated stylize() calls, tests)."""
     taps = tuple(settings.content_layers) + tuple(settings.style_layers)
-    key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file)
+    precision = run_precision(settings)
+    key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file, precision)
     if key not in _NET_CACHE:
-        net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file)
         _NET_CACHE.clear()  # one network at a time: they are large
-        _NET_CACHE[key] = net
+        net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file)
+        _NET_CACHE[key] = to_bfloat16(net, ctx) if precision == "bfloat16" else net
     return _NET_CACHE[key]
+
+
+def run_precision(settings: Settings) -> str:
+    """settings.precision with 'auto' decided for this machine's CPU (cpu.resolve_precision)."""
+    return resolve_precision(settings.precision, settings.device, cpu_info()["features"])
 
 
 def effective_settings(settings: Settings, content_img: np.ndarray) -> Settings:
     """settings for this content image: every stage's size made width x height, the activation
-    scale filled in, and a seed drawn when the start is random and none was given (so that the
-    result records how to repeat it)."""
+    scale and the precision (auto decided for this CPU) filled in, and a seed drawn when the start
+    is random and none was given (so that the result records how to repeat it)."""
     h, w = content_img.shape[:2]
     seed = settings.seed
     if seed is None and settings.init == "random":
         seed = secrets.randbits(32)
     return replace(settings, stages=tuple(st.resolved(w, h) for st in settings.stages), seed=seed,
-                   activation_scale=settings.k)
+                   activation_scale=settings.k, precision=run_precision(settings))
 
 
 # Settings that may differ between a run and its resumption: they do not change the image.

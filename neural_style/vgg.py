@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
+from mxnet.contrib import amp
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
 from .config import RGB_MEAN, RGB_STD
 # Positions of the 16 convolutions and of the 2x2, stride-2 max-pools (no padding: each one
 # floors the size by half) in gluon's vgg19().features, and their names (see layers.py).
-from .layers import CONV_INDICES
+from .layers import CONV_INDICES, min_side
 from .weights import WeightsError, load_caffe_vgg19
 
 # Caffe's BGR mean, in RGB order, on the 0..255 scale.
@@ -49,7 +51,29 @@ class VGGFeatures(nn.HybridBlock):
         return tuple(outputs)
 
 
-def extract_features(net: VGGFeatures, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:
+#: What extract_features runs: VGGFeatures, or its bfloat16 copy (to_bfloat16).
+FeatureNet = Union[VGGFeatures, gluon.SymbolBlock]
+
+
+def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
+    """A copy of net whose convolutions (and the ReLUs and max-pools between them) run in
+    bfloat16 on oneDNN, its weights stored in bfloat16, its input and tapped outputs float32
+    (so the gradient reaches a float32 image, and the Gram matrices and losses stay float32).
+    MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
+    instead fails in oneDNN. The copy has net's ``taps`` and no parameter gradients."""
+    net.hybridize()
+    side = min_side(net.taps)
+    net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
+    with warnings.catch_warnings():  # "Cannot decide type for ... data": it is float32, given at each call
+        warnings.filterwarnings("ignore", "Cannot decide type", UserWarning)
+        converted = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctx, cast_optional_params=True)
+    net.hybridize(False)
+    converted.collect_params().setattr("grad_req", "null")
+    converted.taps = net.taps
+    return converted
+
+
+def extract_features(net: FeatureNet, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:
     """The content and style features of X, in the order of the layer lists."""
     by_index = dict(zip(net.taps, net(X)))
     return [by_index[i] for i in content_layers], [by_index[i] for i in style_layers]

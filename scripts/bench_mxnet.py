@@ -8,6 +8,7 @@ Usage (benchmark.py does this): ``python scripts/bench_mxnet.py MODE '<json spec
   check           loss and image gradient on the check input, package network and lecture's
   lecture         seconds per iteration of the lecture's literal loop
   default         seconds per iteration of neural_style.transfer() with the default settings
+                  (the spec's ``precision``, if given, in place of the default one)
   info            versions, MXNet's features, the package's default first stage
   lecture-pair    whether the lecture's images are in SHARED_LECTURE
   quality-lecture the lecture's SGD schedule in the lecture's loop: final loss and time
@@ -63,6 +64,7 @@ if MODE != "sgemm":
     from neural_style.images import load_image, preprocess  # noqa: E402
     from neural_style.lecture_data import LECTURE_IMAGES, SHARED_LECTURE, lecture_pair, md5  # noqa: E402
     from neural_style.config import LossWeights  # noqa: E402
+    from neural_style.cpu import cpu_info, has_fast_bfloat16  # noqa: E402
     from neural_style.losses import compute_loss, gram  # noqa: E402
     from neural_style.vgg import (CONV_INDICES, extract_features, fold_caffe_preprocessing,  # noqa: E402
                                   load_vgg, scale_activations)
@@ -314,16 +316,16 @@ def mode_default(spec: dict[str, Any]) -> dict[str, Any]:
     warmup, iters = int(spec["warmup"]), int(spec["iters"])
     base = Settings()
     stage = replace(base.stages[0], width=w, height=h, epochs=warmup + iters)
-    settings = replace(base, stages=(stage,))
+    settings = replace(base, stages=(stage,), precision=spec.get("precision", base.precision))
     marks: list[tuple[int, float, float, float]] = []
 
     def callback(p) -> None:
         marks.append((p.epoch, p.elapsed, time.perf_counter(), cpu_seconds()))
 
-    transfer(data["content_image"], data["style_image"], settings, callback)
+    result = transfer(data["content_image"], data["style_image"], settings, callback)
     nd.waitall()
     end, cpu_end = time.perf_counter(), cpu_seconds()
-    out = {"optimizer": stage.optimizer, "lr": stage.lr}
+    out = {"optimizer": stage.optimizer, "lr": stage.lr, "precision": result.settings.precision}
     epochs = [m[0] for m in marks]
     if epochs != list(range(warmup + iters)):
         raise SystemExit(f"the progress callback came at epochs {epochs}, expected every epoch once")
@@ -366,6 +368,9 @@ def mode_info(spec: dict[str, Any]) -> dict[str, Any]:
     same = replace(s, width=lecture.width, height=lecture.height, epochs=lecture.epochs) == lecture
     features = mx.runtime.Features()
     return {"numpy": np.__version__, "mkldnn": features.is_enabled("MKLDNN"),
+            "cpu_features": cpu_info()["features"], "fast_bfloat16": has_fast_bfloat16(cpu_info()["features"]),
+            "default_precision": Settings().precision,
+            "onednn_max_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
             "default_stage": {"optimizer": s.optimizer, "lr": s.lr, "lr_decay_epoch": s.lr_decay_epoch,
                               "lr_decay": s.lr_decay, "epochs": s.epochs, "size": [s.width, s.height],
                               "is_lecture_schedule": same}, **common()}

@@ -6,7 +6,11 @@ neural_style: everything it needs comes in the .npz that bench_mxnet.py's prepar
 the tapped layers, the loss weights and the preprocessed images).
 
 Usage (benchmark.py does this): ``python scripts/bench_torch.py MODE '<json spec>'`` with MODE
-``check`` (loss and image gradient at the check input) or ``time`` (seconds per iteration).
+``check`` (loss and image gradient at the check input) or ``time`` (seconds per iteration). The
+time spec's ``channels_last`` stores the image and the weights channels-last (NHWC), and its
+``autocast`` runs the network under ``torch.autocast('cpu', dtype=torch.bfloat16)``: oneDNN's
+bfloat16 convolutions, AMX where the CPU has it. The taps are cast back to float32 before the
+losses, so the Gram matrices and losses stay float32 as in the package's bfloat16 path.
 """
 from __future__ import annotations
 
@@ -28,17 +32,25 @@ RESULT_PREFIX = "BENCH_JSON "
 class Network:
     """VGG19 layers 0..last from the .npz: 3x3 convolutions (padding 1), ReLU, 2x2 max-pools."""
 
-    def __init__(self, data, meta: dict[str, Any]) -> None:
+    def __init__(self, data, meta: dict[str, Any], channels_last: bool = False, autocast: bool = False) -> None:
         self.kinds = meta["layer_kinds"]
         self.content_layers = tuple(meta["content_layers"])
         self.style_layers = tuple(meta["style_layers"])
-        self.params = {i: (torch.from_numpy(np.ascontiguousarray(data[f"w{i}"])),
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.params = {i: (torch.from_numpy(np.ascontiguousarray(data[f"w{i}"])).to(memory_format=layout),
                            torch.from_numpy(np.ascontiguousarray(data[f"b{i}"])))
                        for i, kind in enumerate(self.kinds) if kind == "conv"}
         self.shift = torch.from_numpy(np.ascontiguousarray(data["shift"]))
+        self.layout, self.autocast = layout, autocast
 
     def features(self, X: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Outputs at the content and at the style layers (before their ReLU), in list order."""
+        """Outputs at the content and at the style layers (before their ReLU), in list order, float32."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            taps = self._taps(X.contiguous(memory_format=self.layout))
+        taps = {i: Y.float() for i, Y in taps.items()}
+        return [taps[i] for i in self.content_layers], [taps[i] for i in self.style_layers]
+
+    def _taps(self, X: torch.Tensor) -> dict[int, torch.Tensor]:
         taps = {}
         Y = X - self.shift
         for i, kind in enumerate(self.kinds):
@@ -51,7 +63,7 @@ class Network:
             else:
                 raise ValueError(f"unknown layer kind {kind!r} at {i}")
             taps[i] = Y
-        return [taps[i] for i in self.content_layers], [taps[i] for i in self.style_layers]
+        return taps
 
 
 def gram(Y: torch.Tensor) -> torch.Tensor:
@@ -107,7 +119,7 @@ def mode_check(spec: dict[str, Any]) -> dict[str, Any]:
 def mode_time(spec: dict[str, Any]) -> dict[str, Any]:
     """Forward, losses, backward to the image and an SGD step, per iteration (torch is synchronous)."""
     data, meta = load(spec["data"])
-    net = Network(data, meta)
+    net = Network(data, meta, bool(spec.get("channels_last")), bool(spec.get("autocast")))
     w, h = spec["size"]
     warmup, iters = int(spec["warmup"]), int(spec["iters"])
     content, style = (torch.from_numpy(data[f"{k}_{w}x{h}"]) for k in ("content", "style"))

@@ -307,9 +307,22 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 PATH_NOTES = {
     "lecture": "the lecture's loop: VGG grad_req='write', MXNet's default threads, not hybridized, waitall every iteration",
-    "default": "neural_style.transfer() with the package's default settings",
+    "default": "neural_style.transfer() with the package's default settings (its precision in brackets)",
+    "default --precision": "the same with the other precision (only on a CPU with AVX512_BF16 or AMX)",
     "torch": "PyTorch CPU, the same layers, weights and losses",
+    "torch channels_last": "the same, image and weights stored channels-last (NHWC)",
+    "torch bf16": "the network under torch.autocast('cpu', dtype=torch.bfloat16), its taps cast to float32 for the "
+                  "float32 losses (only on a CPU with AVX512_BF16 or AMX)",
+    "torch bf16 channels_last": "both",
 }
+
+# The PyTorch rows: (path, bench_torch.py's time spec, needs bfloat16 on the CPU).
+TORCH_PATHS = (
+    ("torch", {}, False),
+    ("torch channels_last", {"channels_last": True}, False),
+    ("torch bf16", {"autocast": True}, True),
+    ("torch bf16 channels_last", {"autocast": True, "channels_last": True}, True),
+)
 
 
 def speed_rows(results: list[dict[str, Any]], sgemm_gflops: float) -> list[list[str]]:
@@ -320,6 +333,7 @@ def speed_rows(results: list[dict[str, Any]], sgemm_gflops: float) -> list[list[
         by_size.setdefault(r["size"], {})[r["path"]] = r
     for size, paths in by_size.items():
         lecture, torch = paths.get("lecture"), paths.get("torch")
+        torch_best = min((r["seconds_per_iter"] for name, r in paths.items() if name.startswith("torch")), default=None)
         for name, r in paths.items():
             s = r["seconds_per_iter"]
             gflops = r["flops"] / s / 1e9
@@ -327,12 +341,13 @@ def speed_rows(results: list[dict[str, Any]], sgemm_gflops: float) -> list[list[
                 size, r["label"], str(r.get("threads", "-")), fmt(s, 3),
                 fmt(lecture["seconds_per_iter"] / s if lecture else None, 2, "x"),
                 fmt(torch["seconds_per_iter"] / s if torch else None, 2, "x"),
+                fmt(torch_best / s if torch_best else None, 2, "x"),
                 fmt(gflops, 1), fmt(100 * gflops / sgemm_gflops, 0, "%"), fmt(r["peak_rss_mb"], 0),
             ])
     return rows
 
 
-SPEED_HEADER = ["size", "path", "threads", "s/iter", "x vs lecture", "x vs torch", "GFLOP/s", "% of sgemm",
+SPEED_HEADER = ["size", "path", "threads", "s/iter", "x vs lecture", "x vs torch", "x vs torch best", "GFLOP/s", "% of sgemm",
                 "peak RSS MB"]
 
 
@@ -381,19 +396,31 @@ def rel_l2(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-30))
 
 
-def measure_speed(args, python: str, tpython: Optional[str], data: str) -> list[dict[str, Any]]:
+def speed_plan(python: str, tpython: Optional[str], bf16: bool,
+               default_precision: str) -> list[tuple[str, str, Path, str, dict[str, Any]]]:
+    """The paths timed at each size: (path, interpreter, worker, mode, extra spec). The package's
+    other precision and PyTorch's bfloat16 rows only where the CPU runs bfloat16 (``bf16``:
+    AVX512_BF16 or AMX)."""
+    plan = [("lecture", python, MXNET_WORKER, "lecture", {}), ("default", python, MXNET_WORKER, "default", {})]
+    if bf16:
+        other = "float32" if default_precision in ("auto", "bfloat16") else "bfloat16"
+        plan.append((f"default --precision {other}", python, MXNET_WORKER, "default", {"precision": other}))
+    if tpython is not None:
+        plan += [(path, tpython, TORCH_WORKER, "time", spec) for path, spec, needs in TORCH_PATHS if bf16 or not needs]
+    return plan
+
+
+def measure_speed(args, python: str, tpython: Optional[str], data: str, info: dict[str, Any]) -> list[dict[str, Any]]:
     results = []
     spec_common = {"data": data, "warmup": args.warmup, "iters": args.iters}
+    plan = speed_plan(python, tpython, info["fast_bfloat16"], info["default_precision"])
     for size in args.sizes:
         name = size_name(size)
         flops = iteration_flops(*size)
-        plan = [("lecture", python, MXNET_WORKER, "lecture"), ("default", python, MXNET_WORKER, "default")]
-        if tpython is not None:
-            plan.append(("torch", tpython, TORCH_WORKER, "time"))
-        for path, interpreter, script, mode in plan:
+        for path, interpreter, script, mode, extra in plan:
             print(f"  {name} {path} ...", end="", flush=True)
-            r = run_worker(interpreter, script, mode, {**spec_common, "size": list(size)}).result
-            label = path if path != "default" else f"default ({r['optimizer']})"
+            r = run_worker(interpreter, script, mode, {**spec_common, **extra, "size": list(size)}).result
+            label = f"{path} ({r['optimizer']}, {r['precision']})" if path.startswith("default") else path
             r.update({"size": name, "path": path, "label": label, "flops": flops})
             results.append(r)
             print(f" {r['seconds_per_iter']:.3f} s/iter, {r.get('threads', '?')} threads, "
@@ -585,6 +612,8 @@ def report_markdown(info: dict[str, Any], check: Optional[dict], speed: list[dic
               f"{info['sgemm']['n']}x{info['sgemm']['n']} matmul, best of {info['sgemm']['repeats']})",
               f"- Python {info['python']}, MXNet {info.get('mxnet', '?')} (oneDNN {'on' if info.get('mkldnn') else 'off'}), "
               f"numpy {info.get('numpy', '?')}, PyTorch {info.get('torch', 'not run')}",
+              f"- CPU instruction sets: {cpu_features_text(info.get('cpu_features', {}))}; oneDNN's "
+              f"DNNL_MAX_CPU_ISA {info.get('onednn_max_isa') or 'not set (its default: no AMX)'}",
               f"- input: {info.get('pair', '?')}", ""]
     if check:
         lines += ["### Same work", "", check_text(check), ""]
@@ -592,7 +621,8 @@ def report_markdown(info: dict[str, Any], check: Optional[dict], speed: list[dic
         lines += ["### Seconds per iteration", "",
                   f"Median of {info['iters']} iterations after {info['warmup']} warm-up, each in a fresh process. "
                   "An iteration: forward through VGG19 layers 0..28, the losses, the gradient to the image, one "
-                  "optimizer step. `x vs lecture` and `x vs torch` are speed-ups (their seconds / this row's). "
+                  "optimizer step. `x vs lecture`, `x vs torch` and `x vs torch best` (the fastest PyTorch row at the size) "
+                  "are speed-ups (their seconds / this row's). "
                   "GFLOP/s counts the convolution FLOPs of layers 0..28, forward plus the gradient to each "
                   "convolution's input (not the VGG weight gradients the lecture's loop also computes). "
                   "Peak RSS is the process's maximum resident memory (`ru_maxrss`), weights and libraries included.",
@@ -621,6 +651,11 @@ def report_markdown(info: dict[str, Any], check: Optional[dict], speed: list[dic
                   markdown_table(MEMORY_HEADER, memory_rows([memory["main"]] + memory["search"])), "",
                   f"Largest size that fit: {memory['largest'] or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def cpu_features_text(features: dict[str, bool]) -> str:
+    """'avx2 yes, avx512 yes, avx512_bf16 no, amx no', as the doctor writes them."""
+    return ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in features.items()) or "unknown"
 
 
 def check_text(check: dict[str, Any]) -> str:
@@ -771,6 +806,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise WorkerError(f"the workers import neural_style from {info['package']}, not from {ROOT}")
         print(f"MXNet {info['mxnet']} (oneDNN {'on' if info['mkldnn'] else 'off'}), numpy {info['numpy']}, "
               f"package {info['package']}", flush=True)
+        print(f"CPU instruction sets: {cpu_features_text(info['cpu_features'])}; DNNL_MAX_CPU_ISA "
+              f"{info['onednn_max_isa'] or 'not set'}", flush=True)
         info["sgemm"] = measure_sgemm(python, args.sgemm_size)
         print(f"sgemm: {info['sgemm']['gflops']:.1f} GFLOP/s (numpy {info['sgemm']['numpy']}, float32 "
               f"{args.sgemm_size}x{args.sgemm_size}, best of {info['sgemm']['repeats']})", flush=True)
@@ -793,7 +830,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       f"(at most {LOSS_TOLERANCE:g}), image gradients by {check[grad]:.2e} "
                                       f"(at most {GRAD_TOLERANCE:g})")
             print(f"\nSeconds per iteration: median of {args.iters} after {args.warmup} warm-up", flush=True)
-            speed = measure_speed(args, python, tpython, data)
+            speed = measure_speed(args, python, tpython, data, info)
             print_table("s/iter; x = speed-up (their s / this row's s); GFLOP/s = conv FLOPs of layers 0..28, "
                         "forward + input gradient", SPEED_HEADER, speed_rows(speed, info["sgemm"]["gflops"]))
         if args.quality:

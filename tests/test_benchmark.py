@@ -73,7 +73,31 @@ def test_speed_rows_ratios(bench):
     ], sgemm_gflops=100.0)
     default = rows[1]
     assert default[:3] == ["8x8", "default (sgd)", "2"]
-    assert default[4:] == ["4.00x", "2.00x", "8.0", "8%", "600"]
+    assert default[4:] == ["4.00x", "2.00x", "2.00x", "8.0", "8%", "600"]
+
+
+def test_speed_rows_compare_with_the_fastest_torch_row(bench):
+    row = {"size": "8x8", "flops": 4e9, "peak_rss_mb": 1, "threads": 2}
+    rows = bench.speed_rows([
+        {**row, "path": "default", "label": "default", "seconds_per_iter": 0.5},
+        {**row, "path": "torch", "label": "torch", "seconds_per_iter": 1.0},
+        {**row, "path": "torch bf16 channels_last", "label": "torch bf16 channels_last", "seconds_per_iter": 0.25},
+    ], sgemm_gflops=100.0)
+    assert [r[5:7] for r in rows] == [["2.00x", "0.50x"], ["1.00x", "0.25x"], ["4.00x", "1.00x"]]
+
+
+def test_bfloat16_rows_only_on_a_cpu_that_runs_bfloat16(bench):
+    def paths(bf16, precision="float32"):
+        return [p[0] for p in bench.speed_plan("py", "tpy", bf16, precision)]
+
+    assert paths(False) == ["lecture", "default", "torch", "torch channels_last"]
+    assert paths(True) == ["lecture", "default", "default --precision bfloat16", "torch", "torch channels_last",
+                           "torch bf16", "torch bf16 channels_last"]
+    assert paths(True, "auto")[2] == "default --precision float32"
+    plan = {p[0]: p for p in bench.speed_plan("py", "tpy", True, "float32")}
+    assert plan["torch bf16 channels_last"][1:] == ("tpy", bench.TORCH_WORKER, "time",
+                                                    {"autocast": True, "channels_last": True})
+    assert plan["default --precision bfloat16"][4] == {"precision": "bfloat16"}
 
 
 def test_write_report_keeps_text_outside_the_marks(bench, tmp_path):
