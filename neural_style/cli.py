@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from .config import DEMO_STAGES, LECTURE_STAGES, Settings
 from .layers import layer_name
 from .options import add_settings_arguments, settings_from_args, settings_to_argv
+from .signals import SignalHandlers
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -87,29 +88,19 @@ class ProgressBar:
         self.bar.close()
 
 
-class Signals:
+class Signals(SignalHandlers):
     """SIGINT and SIGTERM during a run: the first asks training to stop after the current epoch
     (the latest image and the log are then saved); a second one quits at once without saving.
     While files are being written, signals only wait their turn, so no write is cut short.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.stop = threading.Event()
         self.signum: Optional[int] = None
         self.saving = False
-        self._saved: dict[int, object] = {}
 
-    def __enter__(self) -> "Signals":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._saved[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame) -> None:
+    def handle(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
             self.stop.set()

@@ -37,6 +37,7 @@ from .metadata import PREFIX, read_metadata, read_settings, styles_of
 from .options import add_settings_arguments, settings_from_args
 from .outputs import check_outputs, output_paths, write_result
 from .schedule import RESUME_MAY_CHANGE, Result, checkpoint_path, effective_settings
+from .signals import SignalHandlers
 from .version import __version__
 
 PathLike = Union[str, os.PathLike]
@@ -309,31 +310,21 @@ class Summary:
 
 # --- Signals ------------------------------------------------------------------------------------
 
-class BatchSignals:
+class BatchSignals(SignalHandlers):
     """SIGINT and SIGTERM in the driver: the first stops launching jobs and asks the running ones
     to stop after their current epoch, keeping a checkpoint; a second one quits at once (what was
     written stays whole: every write is atomic)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.signum: Optional[int] = None
         self.quit = False
-        self._saved: dict[int, Any] = {}
 
     @property
     def stopped(self) -> bool:
         return self.signum is not None
 
-    def __enter__(self) -> "BatchSignals":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._saved[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame) -> None:
+    def handle(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
             print(f"\nneural-style batch: {signal.Signals(signum).name} received; no new jobs, running ones stop "

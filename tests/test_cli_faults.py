@@ -217,14 +217,14 @@ def test_signal_saves_the_latest_image_and_log(signum, status, tmp_path, pair):
 
 def test_a_second_signal_quits_and_signals_wait_while_saving():
     signals = Signals()
-    signals._handle(signal.SIGTERM, None)
+    signals.handle(signal.SIGTERM, None)
     assert signals.stop.is_set() and signals.exit_code == 143
     with pytest.raises(KeyboardInterrupt):
-        signals._handle(signal.SIGINT, None)
+        signals.handle(signal.SIGINT, None)
     saving = Signals()
     saving.saving = True
-    saving._handle(signal.SIGINT, None)
-    saving._handle(signal.SIGINT, None)  # no exception: the write finishes first
+    saving.handle(signal.SIGINT, None)
+    saving.handle(signal.SIGINT, None)  # no exception: the write finishes first
     assert saving.exit_code == 130
 
 
