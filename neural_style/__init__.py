@@ -7,7 +7,6 @@ from . import gpu as _gpu, runtime as _runtime
 # (a CUDA build) looks for its CUDA libraries.
 _runtime.set_threads()
 _runtime.keep_freed_memory()
-_runtime.allow_amx()  # bfloat16 convolutions on AMX, where the CPU and kernel allow it
 _gpu.preload_for_mxnet()  # a CUDA build's libraries from pip's nvidia-* wheels, without LD_LIBRARY_PATH
 
 from .version import __version__  # noqa: E402

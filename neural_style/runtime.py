@@ -70,8 +70,9 @@ def allow_amx(features: Optional[Mapping[str, bool]] = None) -> bool:
 
     Linux hands a process the (large) AMX register state only once it asks for it; oneDNN 2.4
     does not ask, so an AMX kernel dies of SIGILL. This asks (arch_prctl), and only when the
-    kernel agrees lifts oneDNN's cap to AMX (DNNL_MAX_CPU_ISA), before MXNet loads oneDNN.
-    Elsewhere (no AMX in ``features``, cpu_info()'s by default; another OS; a kernel before
+    kernel agrees lifts oneDNN's cap to AMX (DNNL_MAX_CPU_ISA), which oneDNN reads when it first
+    picks a kernel. Called only for a bfloat16 network (schedule.feature_net): a process that
+    holds AMX's state ran float32 epochs up to twice as slowly, and erratically, here. Elsewhere (no AMX in ``features``, cpu_info()'s by default; another OS; a kernel before
     5.16) nothing changes and bfloat16 runs on AVX512_BF16. A cap the user set is kept (the
     permission is still asked for, so that a cap of AMX works). Returns whether the kernel agreed.
     """

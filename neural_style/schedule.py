@@ -85,6 +85,8 @@ def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
     key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file, precision)
     if key not in _NET_CACHE:
         _NET_CACHE.clear()  # one network at a time: they are large
+        if precision == "bfloat16":
+            runtime.allow_amx()  # only now: holding AMX's state slows every float32 run (docs/BENCHMARKS.md)
         net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file)
         _NET_CACHE[key] = to_bfloat16(net, ctx) if precision == "bfloat16" else net
     return _NET_CACHE[key]
