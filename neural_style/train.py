@@ -90,13 +90,13 @@ def train(X: nd.NDArray, contents_Y: Sequence[nd.NDArray], styles_Y_gram: Sequen
     hooks.DivergenceGuard's judge keeps the engine at most one epoch ahead.
     """
     X, trainer = get_inits(X, X.context, stage.lr, stage.optimizer, settings.optimizer_params(stage))
-    loop = Loop(stage, index, X, trainer)
+    loop, weights = Loop(stage, index, X, trainer), settings.loss_weights
     for hook in hooks:
         hook.start(loop)
     for i in range(loop.epoch + 1, stage.epochs):
         with autograd.record():
             contents_Y_hat, styles_Y_hat = extract_features(net, X, settings.content_layers, settings.style_layers)
-            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings.loss_weights)
+            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, weights)
         losses["total"].backward()
         trainer.step(1)
         loop.end_epoch(i, losses)
