@@ -16,7 +16,7 @@ from mxnet import nd
 
 from .config import Settings, Stage, style_size
 from .images import ImageLike, preprocess, read_image
-from .losses import gram
+from .losses import GRAM, StyleStatistic, mix
 from .vgg import VGGFeatures, extract_features
 
 StyleLike = Union[ImageLike, Sequence[ImageLike]]
@@ -103,23 +103,21 @@ def keep_content_chroma(out: np.ndarray, content: np.ndarray) -> np.ndarray:
 # ---- style targets ---------------------------------------------------------------------------
 
 def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Sequence[float], stage: Stage,
-                  settings: Settings, ctx: mx.Context) -> list[nd.NDArray]:
-    """The Gram matrix target of each style layer: the blend-weighted sum over the style images.
+                  settings: Settings, ctx: mx.Context, statistic: StyleStatistic = GRAM) -> list:
+    """The style target of each style layer, the statistic's moments (the lecture's Gram
+    matrices by default): the blend-weighted mix over the style images.
 
     A single style gives exactly the lecture's target; a style with weight 0 is not computed.
     """
     shape = style_size(stage, settings.style_scale)
-    mixed: Optional[list[nd.NDArray]] = None
-    for img, w in zip(styles, weights):
-        if w == 0:
-            continue
+    used = [(img, w) for img, w in zip(styles, weights) if w != 0]
+    per_style = []
+    for img, _ in used:
         _, styles_Y = extract_features(net, preprocess(img, shape, ctx), settings.content_layers, settings.style_layers)
-        grams = [gram(Y) for Y in styles_Y]
-        if len(styles) == 1:
-            return grams
-        grams = [g * w for g in grams]
-        mixed = grams if mixed is None else [m + g for m, g in zip(mixed, grams)]
-    return mixed
+        per_style.append([statistic.moments(Y) for Y in styles_Y])
+    if len(styles) == 1:
+        return per_style[0]
+    return [mix(layer, [w for _, w in used]) for layer in zip(*per_style)]
 
 
 # ---- the starting image ----------------------------------------------------------------------

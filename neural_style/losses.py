@@ -1,7 +1,8 @@
 """The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 from mxnet import nd
 
@@ -23,9 +24,45 @@ def gram(X: nd.NDArray) -> nd.NDArray:
     return nd.FullyConnected(X, X, no_bias=True, num_hidden=num_channels) / (num_channels * n)
 
 
-def style_loss(Y_hat: nd.NDArray, gram_Y: nd.NDArray, gram: Callable[[nd.NDArray], nd.NDArray] = gram) -> nd.NDArray:
-    """Mean squared difference between the Gram matrix of Y_hat and the target Gram matrix."""
-    return (gram(Y_hat) - gram_Y).square().mean()
+class StyleStatistic(Protocol):
+    """What the style loss matches of a feature map. ``moments`` are averages over the map's
+    positions (an NDArray or a tuple of them), so that the moments of parts of a map, weighted by
+    their share of the positions, add up to the whole map's (mix): style blends and tiles rely on
+    it. ``loss`` compares the generated image's moments with the target's."""
+
+    def moments(self, Y: nd.NDArray) -> Any: ...
+
+    def loss(self, moments: Any, target: Any) -> nd.NDArray: ...
+
+
+@dataclass(frozen=True)
+class Gram:
+    """The lecture's statistic: the Gram matrix (``gram``: the package's, or the benchmark's
+    copy of the lecture's formula), compared by mean squared difference."""
+
+    gram: Callable[[nd.NDArray], nd.NDArray] = gram
+
+    def moments(self, Y: nd.NDArray) -> nd.NDArray:
+        return self.gram(Y)
+
+    def loss(self, moments: nd.NDArray, target: nd.NDArray) -> nd.NDArray:
+        return (moments - target).square().mean()
+
+
+GRAM = Gram()
+
+
+def mix(moments: Sequence[Any], weights: Sequence[float]) -> Any:
+    """The weighted sum of several moments (NDArrays, or tuples of them taken item by item)."""
+    if isinstance(moments[0], tuple):
+        return tuple(mix(items, weights) for items in zip(*moments))
+    return nd.add_n(*[m * w for m, w in zip(moments, weights)]) if len(moments) > 1 else moments[0] * weights[0]
+
+
+def style_loss(Y_hat: nd.NDArray, gram_Y: Any, statistic: StyleStatistic = GRAM) -> nd.NDArray:
+    """Mean squared difference between the Gram matrix of Y_hat and the target Gram matrix (the
+    lecture's), or another statistic's loss against its target."""
+    return statistic.loss(statistic.moments(Y_hat), gram_Y)
 
 
 def tv_loss(Y_hat: nd.NDArray) -> nd.NDArray:
@@ -43,18 +80,18 @@ def compute_loss(
     contents_Y: Sequence[nd.NDArray],
     styles_Y_gram: Sequence[nd.NDArray],
     weights: LossWeights = LossWeights(),
-    gram: Callable[[nd.NDArray], nd.NDArray] = gram,
+    statistic: StyleStatistic = GRAM,
 ) -> dict[str, nd.NDArray]:
     """The weighted losses by name, each summed over its layers, and their sum as ``total``.
 
     A new term is one function above, one entry here and one weight in LossWeights; the
-    progress bar, the log and the plot take the names from this mapping. ``gram`` computes the
-    generated image's Gram matrices (the benchmark passes the lecture's own formula).
+    progress bar, the log and the plot take the names from this mapping. ``statistic`` is what
+    the style loss matches (the lecture's Gram matrices by default; styles_Y_gram are its moments).
     """
     style_weights = [weights.style * w for w in weights.style_layers or [1.0] * len(styles_Y_gram)]
     losses = {
         "content": nd.add_n(*[content_loss(Y_hat, Y) * weights.content for Y_hat, Y in zip(contents_Y_hat, contents_Y)]),
-        "style": nd.add_n(*[style_loss(Y_hat, Y, gram) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
+        "style": nd.add_n(*[style_loss(Y_hat, Y, statistic) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
         "tv": tv_loss(X) * weights.tv,
     }
     terms = list(losses.values())

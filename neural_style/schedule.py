@@ -23,7 +23,7 @@ from .controls import (StyleLike, blend_weights, fingerprint, initial_image, kee
 from .errors import Interrupted, OutOfMemory, PartialWork, is_out_of_memory
 from .hooks import Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
-from .train import Hook, Loop, train
+from .train import Hook, Loop, Objective, train
 from .version import __version__
 from .cpu import cpu_info, resolve_precision
 from .vgg import FeatureNet, extract_features, load_vgg, to_bfloat16
@@ -274,7 +274,7 @@ def transfer(
             else:
                 X = next_stage_init(X, stage.image_shape)
             with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
-                X = train(X, contents_Y, styles_Y_gram, net, stage, settings,
+                X = train(X, Objective(net, contents_Y, styles_Y_gram, settings), stage, settings,
                           [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
             run.stage_images.append(run.image(X))
         except PartialWork as e:

@@ -1,9 +1,11 @@
-"""Training: the lecture's loop for one stage, and the seam where everything else attaches.
+"""Training: the lecture's loop for one stage, and the seams where everything else attaches.
 
-``train()`` is the lecture's loop, in its order. What goes beyond the lecture (the divergence
-guard, progress and history, snapshots, checkpoints, resume, the stop flag: hooks.py) is a
-``Hook``: the loop calls each hook once before the first epoch, after every epoch and at the
-end, and a hook sees and may change the ``Loop`` (the image, the trainer, the epoch's losses).
+``train()`` is the lecture's loop, in its order. Its ``Objective`` is the lecture's epoch body:
+record, extract_features, compute_loss, backward; another objective computes the same loss and
+gradient another way (in tiles: tiles.py). What goes beyond the lecture (the divergence guard,
+progress and history, snapshots, checkpoints, resume, the stop flag: hooks.py) is a ``Hook``:
+the loop calls each hook once before the first epoch, after every epoch and at the end, and a
+hook sees and may change the ``Loop`` (the image, the trainer, the epoch's losses).
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from mxnet import autograd, gluon, init, nd
 from . import optim  # noqa: F401  (registers the 'lbfgs' optimizer with Gluon)
 from .config import Settings, Stage
 from .generated import GeneratedImage
-from .losses import compute_loss
-from .vgg import VGGFeatures, extract_features
+from .losses import GRAM, StyleStatistic, compute_loss
+from .vgg import FeatureNet, extract_features
 
 
 def get_inits(X: nd.NDArray, ctx: mx.Context, lr: float, optimizer: str = "sgd",
@@ -33,6 +35,35 @@ def get_inits(X: nd.NDArray, ctx: mx.Context, lr: float, optimizer: str = "sgd",
     gen_img.initialize(init.Constant(X), ctx=ctx, force_reinit=True)
     trainer = gluon.Trainer(gen_img.collect_params(), optimizer, {"learning_rate": lr, **(optimizer_params or {})})
     return gen_img(), trainer
+
+
+@dataclass
+class Objective:
+    """What each epoch minimises, and how its gradient reaches the image: the lecture's lines.
+
+    Called with the image (a parameter's data, its gradient buffer attached), it records the
+    features and the losses, back-propagates the total into ``X.grad`` and returns the losses
+    by name (compute_loss's). ``styles_Y_gram`` are the style targets: the statistic's moments,
+    the lecture's Gram matrices by default.
+    """
+
+    net: FeatureNet
+    contents_Y: Sequence[nd.NDArray]
+    styles_Y_gram: Sequence[Any]
+    settings: Settings
+    statistic: StyleStatistic = GRAM
+
+    def __post_init__(self) -> None:
+        self.weights = self.settings.loss_weights  # built once, not every epoch
+
+    def __call__(self, X: nd.NDArray) -> dict[str, nd.NDArray]:
+        s = self.settings
+        with autograd.record():
+            contents_Y_hat, styles_Y_hat = extract_features(self.net, X, s.content_layers, s.style_layers)
+            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, self.contents_Y, self.styles_Y_gram,
+                                  self.weights, self.statistic)
+        losses["total"].backward()
+        return losses
 
 
 @dataclass
@@ -80,24 +111,22 @@ class Hook:
         """Take back what state() gave, after the loop's own state is restored."""
 
 
-def train(X: nd.NDArray, contents_Y: Sequence[nd.NDArray], styles_Y_gram: Sequence[nd.NDArray], net: VGGFeatures,
-          stage: Stage, settings: Settings, hooks: Sequence[Hook] = (), index: int = 0) -> nd.NDArray:
+def train(X: nd.NDArray, objective: Objective, stage: Stage, settings: Settings, hooks: Sequence[Hook] = (),
+          index: int = 0) -> nd.NDArray:
     """Optimise one stage from initial image X; returns the final image (NCHW, preprocessed).
 
-    The lecture's loop: record, features, losses, backward, step, the learning-rate decay; then
-    the hooks. What the lecture did besides, printing the losses every 50 epochs and waiting for
-    the engine, hooks do here: hooks.History reads the losses every ``report_every`` epochs, and
-    hooks.DivergenceGuard's judge keeps the engine at most one epoch ahead.
+    The lecture's loop: the objective (record, features, losses, backward), step, the
+    learning-rate decay; then the hooks. What the lecture did besides, printing the losses every
+    50 epochs and waiting for the engine, hooks do here: hooks.History reads the losses every
+    ``report_every`` epochs, and hooks.DivergenceGuard's judge keeps the engine at most one epoch
+    ahead.
     """
     X, trainer = get_inits(X, X.context, stage.lr, stage.optimizer, settings.optimizer_params(stage))
-    loop, weights = Loop(stage, index, X, trainer), settings.loss_weights
+    loop = Loop(stage, index, X, trainer)
     for hook in hooks:
         hook.start(loop)
     for i in range(loop.epoch + 1, stage.epochs):
-        with autograd.record():
-            contents_Y_hat, styles_Y_hat = extract_features(net, X, settings.content_layers, settings.style_layers)
-            losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, weights)
-        losses["total"].backward()
+        losses = objective(X)
         trainer.step(1)
         loop.end_epoch(i, losses)
         if i % stage.lr_decay_epoch == 0 and i != 0:
@@ -107,4 +136,3 @@ def train(X: nd.NDArray, contents_Y: Sequence[nd.NDArray], styles_Y_gram: Sequen
     for hook in hooks:
         hook.finish(loop)
     return X
-

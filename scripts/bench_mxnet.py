@@ -65,7 +65,7 @@ if MODE != "sgemm":
     from neural_style.lecture_data import LECTURE_IMAGES, SHARED_LECTURE, lecture_pair, md5  # noqa: E402
     from neural_style.config import LossWeights  # noqa: E402
     from neural_style.cpu import cpu_info, has_fast_bfloat16  # noqa: E402
-    from neural_style.losses import compute_loss, gram  # noqa: E402
+    from neural_style.losses import Gram, compute_loss, gram  # noqa: E402
     from neural_style.vgg import (CONV_INDICES, extract_features, fold_caffe_preprocessing,  # noqa: E402
                                   load_vgg, scale_activations)
     from neural_style.weights import load_caffe_vgg19  # noqa: E402
@@ -248,7 +248,7 @@ def mode_check(spec: dict[str, Any]) -> dict[str, Any]:
         with autograd.record():
             c_hat, s_hat = features(X)
             losses = compute_loss(X, c_hat, s_hat, contents_Y, [gram(Y) for Y in styles_Y],
-                                  LossWeights(*meta["weights"]), gram)
+                                  LossWeights(*meta["weights"]), Gram(gram))
         losses["total"].backward()
         out[name] = loss_dict(losses)
         grads[name] = X.grad.asnumpy()
@@ -282,7 +282,7 @@ def lecture_loop(content_X, style_X, data, meta, epochs: int, lr: float, lr_deca
         with autograd.record():
             contents_Y_hat, styles_Y_hat = lecture_features(net, shift, X, cl, sl)
             losses = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
-                                  LossWeights(*meta["weights"]), gram)
+                                  LossWeights(*meta["weights"]), Gram(gram))
         losses["total"].backward()
         trainer.step(1)
         nd.waitall()
