@@ -169,7 +169,6 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     from .checkpoint import load_checkpoint
     from .errors import DivergedError, Interrupted, OutOfMemory
     from .images import SKIMAGE, read_image, read_source
-    from .layers import min_side
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
     from .schedule import checkpoint_path, get_context, transfer
@@ -184,7 +183,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
         check_outputs(output_paths(output), [n for n in names if not n.startswith(SKIMAGE)], args.overwrite)
     except (ValueError, OSError, RuntimeError) as e:
         return error(e)
-    smallest = min_side(tuple(settings.content_layers) + tuple(settings.style_layers))
+    smallest = settings.smallest_side(tuple(settings.content_layers) + tuple(settings.style_layers))
     for role, name, img in zip(roles, names, (content, *styles)):
         if min(img.shape[:2]) < smallest:
             print(f"neural-style: warning: {role} {name} is only {img.shape[1]}x{img.shape[0]} px, less than "

