@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Sequence, Union
 
 from .cpu import cpu_info, has_fast_bfloat16
-from .layers import LAYER_NAMES, layer_index, layer_name, min_side
+from .layers import LAYER_NAMES, after_relu, layer_index, layer_name, min_side
 
 # ImageNet statistics used by the lecture's preprocess/postprocess (RGB).
 RGB_MEAN = (0.485, 0.456, 0.406)
@@ -46,6 +46,10 @@ MAX_ASPECT_RATIO = 10.0
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad")
+
+# Where the style layers are tapped (Settings.style_taps): as named (the lecture's convolutions,
+# before their ReLU), or each convolution's ReLU (the peers' relu1_1 .. relu5_1).
+STYLE_TAPS = ("conv", "relu")
 
 # VGG's pooling (Settings.pooling) and how its convolutions treat the image's border (Settings.padding).
 POOLINGS = ("max", "avg")
@@ -311,6 +315,11 @@ class Settings:
         None, "one multiplier of --style-weight per style layer (default: 1 for each)", group="losses",
         check=each(number(allow_low=True)), label="style layer weight", type=non_negative, nargs="+", metavar="W",
         to_text=floats_text)
+    # --- The peers' options; each default is the lecture's. ---
+    style_taps: str = option(
+        "conv", "tap each convolution among the style layers before its ReLU (conv: the lecture's conv1_1 .. conv5_1) "
+        "or after it (relu: relu1_1 .. relu5_1, the peers' taps); other layers are tapped as named "
+        "(default: %(default)s)", group="losses", check=one_of(STYLE_TAPS, "style taps"), choices=list(STYLE_TAPS))
     # --- Controls beyond the lecture; every default leaves the lecture's method unchanged. ---
     # Blend weights of several style images (one each; normalised to sum 1). None: equal weights.
     # The style target of each layer is the weighted sum of the styles' Gram matrices.
@@ -406,6 +415,11 @@ class Settings:
         """The fewest pixels per side the network needs up to the deepest of taps (layers.min_side;
         reflect padding needs maps of 2 px)."""
         return min_side(taps, 2 if self.padding == "reflect" else 1)
+
+    @property
+    def tapped_style_layers(self) -> tuple[int, ...]:
+        """The style layers where style_taps puts them: as named, or each convolution's ReLU."""
+        return after_relu(self.style_layers) if self.style_taps == "relu" else tuple(self.style_layers)
 
     def optimizer_params(self, stage: Stage) -> dict[str, Any]:
         """What the stage's optimizer is given beside its learning rate."""

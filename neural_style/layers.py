@@ -68,3 +68,9 @@ def min_side(taps: Sequence[int], map_side: int = 1) -> int:
 
 def layer_name(index: int) -> str:
     return LAYER_NAMES[index]
+
+
+def after_relu(layers: Sequence[int]) -> tuple[int, ...]:
+    """Each convolution among layers replaced by the ReLU after it (conv1_1 -> relu1_1), the
+    other layers kept: the lecture's taps moved past their ReLU, where the peers tap."""
+    return tuple(i + 1 if i in CONV_INDICES else i for i in layers)

@@ -101,14 +101,16 @@ def run_precision(settings: Settings) -> str:
 
 def effective_settings(settings: Settings, content_img: np.ndarray) -> Settings:
     """settings for this content image: every stage's size made width x height, the activation
-    scale and the precision (auto decided for this CPU) filled in, and a seed drawn when the start
-    is random and none was given (so that the result records how to repeat it)."""
+    scale and the precision (auto decided for this CPU) filled in, the style layers moved where
+    style_taps puts them, and a seed drawn when the start is random and none was given (so that
+    the result records how to repeat it)."""
     h, w = content_img.shape[:2]
     seed = settings.seed
     if seed is None and settings.init == "random":
         seed = secrets.randbits(32)
     return replace(settings, stages=tuple(st.resolved(w, h) for st in settings.stages), seed=seed,
-                   activation_scale=settings.k, precision=run_precision(settings))
+                   activation_scale=settings.k, precision=run_precision(settings),
+                   style_layers=settings.tapped_style_layers)
 
 
 # Settings that may differ between a run and its resumption: they do not change the image.

@@ -3,17 +3,68 @@ SciPy; their flags, checks and round trips."""
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import nd
+from mxnet import autograd, nd
 
-from neural_style import Settings, Stage
+from neural_style import Settings, Stage, transfer
 from neural_style.config import POOLINGS
 from neural_style.images import preprocess
-from neural_style.layers import POOL_INDICES, min_side
+from neural_style.layers import POOL_INDICES, after_relu, layer_index, min_side
 from neural_style.schedule import feature_net
 from neural_style.vgg import AVG_POOL_SCALES, BorderPadded, ScaledAvgPool, load_vgg
 
+from conftest import smooth_image
+
 
 K = 115.0  # the calibrated activation scale of the Caffe weights
+
+
+def pair(rng):
+    return smooth_image(rng, 24, 32), smooth_image(rng, 30, 30)[:, ::-1]
+
+
+def tiny(*stages, **kw):
+    return Settings(stages=stages or (Stage(32, 24, "adam", 0.05, 3, 200),), report_every=1, **kw)
+
+
+# ---- style taps after the ReLU -------------------------------------------------------------------
+
+def test_relu_taps_move_each_convolution_past_its_relu():
+    assert after_relu((0, 5, 10, 19, 28)) == tuple(layer_index(f"relu{b}_1") for b in range(1, 6))
+    assert after_relu((layer_index("relu4_2"), layer_index("pool3"), 0)) == (
+        layer_index("relu4_2"), layer_index("pool3"), layer_index("relu1_1"))
+    assert Settings(style_taps="relu").tapped_style_layers == (1, 6, 11, 20, 29)
+    assert Settings().tapped_style_layers == Settings().style_layers
+
+
+def test_a_run_with_relu_taps_records_the_relu_layers(rng):
+    result = transfer(*pair(rng), tiny(style_taps="relu"))
+    assert result.settings.style_layers == (1, 6, 11, 20, 29) and result.settings.style_taps == "relu"
+    # the effective settings run again as they are: the relu layers stay where they are
+    assert result.settings.tapped_style_layers == result.settings.style_layers
+
+
+def test_a_relu_tap_is_its_convolution_through_relu_forward_and_backward(rng):
+    """The hybridized, statically allocated network (as transfer runs it) must not let the ReLU
+    overwrite the convolution it taps, nor lose the ReLU's mask in the gradient."""
+    X = rng.normal(size=(1, 3, 24, 32)).astype(np.float32)
+    w = nd.array(rng.normal(size=(1, 128, 12, 16)))
+    net = load_vgg((5, 6), "caffe", K)  # conv2_1 and relu2_1
+    net.hybridize(static_alloc=True, static_shape=True)
+
+    def gradient(of):
+        x = nd.array(X)
+        x.attach_grad()
+        with autograd.record():
+            conv, relu = net(x)
+            loss = (of(conv, relu) * w).sum()
+        loss.backward()
+        return conv.asnumpy(), relu.asnumpy(), x.grad.asnumpy()
+
+    conv, relu, through_tap = gradient(lambda conv, relu: relu)
+    _, _, by_hand = gradient(lambda conv, relu: nd.relu(conv))
+    np.testing.assert_array_equal(relu, np.maximum(conv, 0))
+    assert (conv < 0).mean() > 0.2  # the ReLU has something to cut
+    np.testing.assert_allclose(through_tap, by_hand, rtol=1e-5, atol=1e-6 * np.abs(by_hand).max())
 
 
 # ---- average pooling -----------------------------------------------------------------------------
