@@ -51,6 +51,9 @@ OPTIMIZERS = ("sgd", "adam", "lbfgs", "nag", "rmsprop", "adagrad")
 # before their ReLU), or each convolution's ReLU (the peers' relu1_1 .. relu5_1).
 STYLE_TAPS = ("conv", "relu")
 
+# What the style loss matches (Settings.style_loss; losses.STATISTICS holds each by this name).
+STYLE_LOSSES = ("gram", "wasserstein")
+
 # VGG's pooling (Settings.pooling) and how its convolutions treat the image's border (Settings.padding).
 POOLINGS = ("max", "avg")
 PADDINGS = ("zeros", "reflect", "replicate")
@@ -320,6 +323,10 @@ class Settings:
         "conv", "tap each convolution among the style layers before its ReLU (conv: the lecture's conv1_1 .. conv5_1) "
         "or after it (relu: relu1_1 .. relu5_1, the peers' taps); other layers are tapped as named "
         "(default: %(default)s)", group="losses", check=one_of(STYLE_TAPS, "style taps"), choices=list(STYLE_TAPS))
+    style_loss: str = option(
+        "gram", "what the style loss matches: gram (the lecture's Gram matrices, by mean squared difference) or "
+        "wasserstein (each layer's features as a Gaussian, mean and covariance, by the 2-Wasserstein distance) "
+        "(default: %(default)s)", group="losses", check=one_of(STYLE_LOSSES, "style loss"), choices=list(STYLE_LOSSES))
     # --- Controls beyond the lecture; every default leaves the lecture's method unchanged. ---
     # Blend weights of several style images (one each; normalised to sum 1). None: equal weights.
     # The style target of each layer is the weighted sum of the styles' Gram matrices.

@@ -104,8 +104,8 @@ def keep_content_chroma(out: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Sequence[float], stage: Stage,
                   settings: Settings, ctx: mx.Context, statistic: StyleStatistic = GRAM) -> list:
-    """The style target of each style layer, the statistic's moments (the lecture's Gram
-    matrices by default): the blend-weighted mix over the style images.
+    """The style target of each style layer (the lecture's Gram matrices by default): the
+    statistic's target of the blend-weighted mix of the style images' moments.
 
     A single style gives exactly the lecture's target; a style with weight 0 is not computed.
     """
@@ -116,8 +116,8 @@ def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Seque
         _, styles_Y = extract_features(net, preprocess(img, shape, ctx), settings.content_layers, settings.style_layers)
         per_style.append([statistic.moments(Y) for Y in styles_Y])
     if len(styles) == 1:
-        return per_style[0]
-    return [mix(layer, [w for _, w in used]) for layer in zip(*per_style)]
+        return [statistic.target(m) for m in per_style[0]]
+    return [statistic.target(mix(layer, [w for _, w in used])) for layer in zip(*per_style)]
 
 
 # ---- the starting image ----------------------------------------------------------------------

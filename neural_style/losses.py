@@ -1,12 +1,14 @@
-"""The lecture's losses: content, style (through Gram matrices), total variation, and their sum."""
+"""The lecture's losses: content, style (through Gram matrices), total variation, and their sum;
+and the peers' style loss, the 2-Wasserstein distance between the features' Gaussians."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
 from mxnet import nd
 
-from .config import LossWeights
+from .config import LossWeights, Settings
 
 
 def content_loss(Y_hat: nd.NDArray, Y: nd.NDArray) -> nd.NDArray:
@@ -14,25 +16,36 @@ def content_loss(Y_hat: nd.NDArray, Y: nd.NDArray) -> nd.NDArray:
     return (Y_hat - Y).square().mean()
 
 
-def gram(X: nd.NDArray) -> nd.NDArray:
-    """Channel correlations of a (1, c, h, w) feature map, normalised by c*h*w."""
-    num_channels, n = X.shape[1], X.size // X.shape[1]
-    X = X.reshape((num_channels, n))
+def channel_products(X: nd.NDArray) -> nd.NDArray:
+    """X Xᵀ of a (1, c, h, w) feature map reshaped to (c, h*w): the sum of y yᵀ over its positions."""
+    num_channels = X.shape[1]
+    X = X.reshape((num_channels, X.size // num_channels))
     # X Xᵀ as an inner product of X with itself (FullyConnected, X as data and as weight): oneDNN
     # runs it on all cores, 3 to 4 times as fast forward plus backward as BLAS's syrk or
     # nd.dot(X, X.T), which cost a quarter of an epoch in MXNet's profile (docs/BENCHMARKS.md).
-    return nd.FullyConnected(X, X, no_bias=True, num_hidden=num_channels) / (num_channels * n)
+    return nd.FullyConnected(X, X, no_bias=True, num_hidden=num_channels)
+
+
+def gram(X: nd.NDArray) -> nd.NDArray:
+    """Channel correlations of a (1, c, h, w) feature map, normalised by c*h*w."""
+    return channel_products(X) / X.size
 
 
 class StyleStatistic(Protocol):
     """What the style loss matches of a feature map. ``moments`` are averages over the map's
     positions (an NDArray or a tuple of them), so that the moments of parts of a map, weighted by
     their share of the positions, add up to the whole map's (mix): style blends and tiles rely on
-    it. ``loss`` compares the generated image's moments with the target's."""
+    it. ``target`` turns the style's moments into what ``loss`` compares the generated image's
+    moments with, once per stage; ``blank_loss`` is the loss of an all-zero feature map against
+    a target, the size of that target (style_layer_norm divides by it)."""
 
     def moments(self, Y: nd.NDArray) -> Any: ...
 
+    def target(self, moments: Any) -> Any: ...
+
     def loss(self, moments: Any, target: Any) -> nd.NDArray: ...
+
+    def blank_loss(self, target: Any) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -45,11 +58,88 @@ class Gram:
     def moments(self, Y: nd.NDArray) -> nd.NDArray:
         return self.gram(Y)
 
+    def target(self, moments: nd.NDArray) -> nd.NDArray:
+        return moments
+
     def loss(self, moments: nd.NDArray, target: nd.NDArray) -> nd.NDArray:
         return (moments - target).square().mean()
 
+    def blank_loss(self, target: nd.NDArray) -> float:
+        return float(target.square().mean().asscalar())
+
 
 GRAM = Gram()
+
+
+def second_moment(Y: nd.NDArray) -> nd.NDArray:
+    """E[y yᵀ] over the positions of a (1, c, h, w) feature map: the Gram matrix times c."""
+    return channel_products(Y) / (Y.size // Y.shape[1])
+
+
+def psd_sqrt(C: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a positive semi-definite matrix (float64; the rounding's
+    negative eigenvalues taken as 0)."""
+    eigenvalues, vectors = np.linalg.eigh((C + C.T) / 2)
+    return (vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T
+
+
+# Eigenvalues of C'^½ C C'^½ below this fraction of the largest, times the channel count, count
+# as 0 (float32 rounding; a layer with fewer positions than channels is rank-deficient), and get
+# no gradient, whose 1/(2 sqrt(eigenvalue)) would be unbounded there.
+EIGENVALUE_CUTOFF = float(np.finfo(np.float32).eps)
+
+
+def trace_sqrt(M: nd.NDArray) -> nd.NDArray:
+    """tr(M^½) of a symmetric positive semi-definite (c, c) M, differentiable: the sum of the
+    square roots of its eigenvalues (linalg.syevd), those under the cutoff left out."""
+    eigenvalues = nd.linalg.syevd((M + M.T) / 2)[1]
+    kept = eigenvalues > eigenvalues.max().detach() * (EIGENVALUE_CUTOFF * M.shape[0])
+    # 1 in place of the eigenvalues left out: their square root's gradient stays finite (times 0)
+    return (nd.sqrt(nd.where(kept, eigenvalues, nd.ones_like(eigenvalues))) * kept).sum()
+
+
+@dataclass(frozen=True)
+class Wasserstein:
+    """Each layer's features as a Gaussian: their mean μ and covariance C over the positions,
+    compared by the squared 2-Wasserstein distance
+
+        |μ - μ'|² + tr(C) + tr(C') - 2 tr((C'^½ C C'^½)^½).
+
+    The moments are averages over positions (the mean and the second moment E[y yᵀ]), so parts
+    of a map mix into the whole; the covariances are formed in ``loss``. The target keeps C'^½
+    and tr(C'), computed once in float64."""
+
+    def moments(self, Y: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
+        return Y.reshape((Y.shape[1], -1)).mean(axis=1), second_moment(Y)
+
+    def target(self, moments: tuple[nd.NDArray, nd.NDArray]) -> tuple[nd.NDArray, nd.NDArray, nd.NDArray]:
+        mean, second = moments
+        mu = mean.asnumpy().astype(np.float64)
+        C = second.asnumpy().astype(np.float64) - np.outer(mu, mu)
+        return mean, nd.array(psd_sqrt(C), ctx=mean.context), nd.array([np.trace(C)], ctx=mean.context)
+
+    def loss(self, moments: tuple[nd.NDArray, nd.NDArray], target: tuple[nd.NDArray, ...]) -> nd.NDArray:
+        mean, second = moments
+        target_mean, target_root, target_trace = target
+        C = second - nd.dot(mean.expand_dims(1), mean.expand_dims(0))
+        cross = trace_sqrt(nd.dot(nd.dot(target_root, C), target_root))
+        trace = nd.diag(second).sum() - mean.square().sum()
+        return (mean - target_mean).square().sum() + trace + target_trace - 2 * cross
+
+    def blank_loss(self, target: tuple[nd.NDArray, ...]) -> float:
+        target_mean, _, target_trace = target
+        return float((target_mean.square().sum() + target_trace).asscalar())
+
+
+WASSERSTEIN = Wasserstein()
+
+# The statistics by their name in Settings.style_loss.
+STATISTICS: dict[str, StyleStatistic] = {"gram": GRAM, "wasserstein": WASSERSTEIN}
+
+
+def style_statistic(settings: Settings) -> StyleStatistic:
+    """The statistic settings.style_loss names: the one place a run's is chosen."""
+    return STATISTICS[settings.style_loss]
 
 
 def mix(moments: Sequence[Any], weights: Sequence[float]) -> Any:

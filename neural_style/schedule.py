@@ -23,6 +23,7 @@ from .controls import (StyleLike, blend_weights, fingerprint, initial_image, kee
 from .errors import Interrupted, OutOfMemory, PartialWork, is_out_of_memory
 from .hooks import Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
+from .losses import style_statistic
 from .train import Hook, Loop, Objective, train
 from .version import __version__
 from .cpu import cpu_info, resolve_precision
@@ -246,6 +247,7 @@ def transfer(
         np.random.seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     net = feature_net(settings, ctx)
+    statistic = style_statistic(settings)
     content_net, style_nets = network_images(content_img, style_imgs, settings.preserve_colors)
 
     run = Run(settings, content_img, inputs, save_to)
@@ -269,7 +271,7 @@ def transfer(
         try:
             content_X = preprocess(content_net, stage.image_shape, ctx)
             contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
-            styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx)
+            styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic)
             resumed = ckpt is not None and s == ckpt.stage
             if resumed:
                 X = content_X  # a placeholder of the stage's shape: Resume puts the checkpoint's image back
@@ -278,7 +280,7 @@ def transfer(
             else:
                 X = next_stage_init(X, stage.image_shape)
             with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
-                X = train(X, Objective(net, contents_Y, styles_Y_gram, settings), stage, settings,
+                X = train(X, Objective(net, contents_Y, styles_Y_gram, settings, statistic), stage, settings,
                           [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
             run.stage_images.append(run.image(X))
         except PartialWork as e:

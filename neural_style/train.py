@@ -43,8 +43,8 @@ class Objective:
 
     Called with the image (a parameter's data, its gradient buffer attached), it records the
     features and the losses, back-propagates the total into ``X.grad`` and returns the losses
-    by name (compute_loss's). ``styles_Y_gram`` are the style targets: the statistic's moments,
-    the lecture's Gram matrices by default.
+    by name (compute_loss's). ``styles_Y_gram`` are the style targets (the statistic's, made
+    from the style's moments: the lecture's Gram matrices by default).
     """
 
     net: FeatureNet

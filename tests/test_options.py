@@ -3,12 +3,14 @@ SciPy; their flags, checks and round trips."""
 import mxnet as mx
 import numpy as np
 import pytest
+import scipy.linalg
 from mxnet import autograd, nd
 
 from neural_style import Settings, Stage, transfer
-from neural_style.config import POOLINGS
+from neural_style.config import POOLINGS, STYLE_LOSSES
 from neural_style.images import preprocess
 from neural_style.layers import POOL_INDICES, after_relu, layer_index, min_side
+from neural_style.losses import GRAM, STATISTICS, WASSERSTEIN, mix, style_statistic
 from neural_style.schedule import feature_net
 from neural_style.vgg import AVG_POOL_SCALES, BorderPadded, ScaledAvgPool, load_vgg
 
@@ -65,6 +67,80 @@ def test_a_relu_tap_is_its_convolution_through_relu_forward_and_backward(rng):
     np.testing.assert_array_equal(relu, np.maximum(conv, 0))
     assert (conv < 0).mean() > 0.2  # the ReLU has something to cut
     np.testing.assert_allclose(through_tap, by_hand, rtol=1e-5, atol=1e-6 * np.abs(by_hand).max())
+
+
+# ---- the 2-Wasserstein style loss ----------------------------------------------------------------
+
+def gaussian(Y):
+    f = Y.reshape(Y.shape[1], -1).astype(np.float64)
+    mu = f.mean(axis=1)
+    return mu, (f - mu[:, None]) @ (f - mu[:, None]).T / f.shape[1]
+
+
+def w2_scipy(Y, T):
+    """|mu - mu'|² + tr(C) + tr(C') - 2 tr((C'^½ C C'^½)^½) with scipy's matrix square root."""
+    (m, C), (mt, Ct) = gaussian(Y), gaussian(T)
+    root = scipy.linalg.sqrtm(Ct).real
+    return ((m - mt) ** 2).sum() + np.trace(C) + np.trace(Ct) - 2 * np.trace(scipy.linalg.sqrtm(root @ C @ root).real)
+
+
+def w2_and_gradient(Y, T):
+    target = WASSERSTEIN.target(WASSERSTEIN.moments(nd.array(T)))
+    x = nd.array(Y)
+    x.attach_grad()
+    with autograd.record():
+        loss = WASSERSTEIN.loss(WASSERSTEIN.moments(x), target)
+    loss.backward()
+    return loss.asscalar(), x.grad.asnumpy()
+
+
+def test_wasserstein_value_is_scipys(rng):
+    for c, (h, w) in ((3, (4, 5)), (6, (5, 7)), (10, (6, 6))):
+        Y = (rng.normal(size=(1, c, h, w)) + 0.5).astype(np.float32)
+        T = (rng.normal(size=(1, c, w, h)) * 2 - 1).astype(np.float32)
+        value, _ = w2_and_gradient(Y, T)
+        assert value == pytest.approx(w2_scipy(Y, T), rel=1e-4, abs=1e-5)
+        assert w2_and_gradient(T, T)[0] == pytest.approx(0, abs=1e-4 * np.trace(gaussian(T)[1]))
+
+
+@pytest.mark.parametrize("positions", [(5, 6), (2, 2)])  # (2, 2): 4 positions, 8 channels, rank-deficient
+def test_wasserstein_gradient_is_the_finite_differences_of_scipys_value(rng, positions):
+    Y = (rng.normal(size=(1, 8, *positions)) + 0.3).astype(np.float32)
+    T = rng.normal(size=(1, 8, 5, 5)).astype(np.float32) * 1.5
+    _, grad = w2_and_gradient(Y, T)
+    assert np.isfinite(grad).all()
+    eps = 1e-4
+    for index in [(0, 0, 0, 0), (0, 3, 1, 1), (0, 7, positions[0] - 1, 0)]:
+        up, down = Y.astype(np.float64), Y.astype(np.float64)
+        up[index] += eps
+        down[index] -= eps
+        numeric = (w2_scipy(up, T) - w2_scipy(down, T)) / (2 * eps)
+        assert grad[index] == pytest.approx(numeric, rel=2e-3, abs=1e-4)
+
+
+def test_wasserstein_moments_of_parts_mix_into_the_whole(rng):
+    Y = rng.normal(size=(1, 5, 4, 6)).astype(np.float32)
+    left, right = WASSERSTEIN.moments(nd.array(Y[..., :4])), WASSERSTEIN.moments(nd.array(Y[..., 4:]))
+    for part, whole in zip(mix([left, right], [4 / 6, 2 / 6]), WASSERSTEIN.moments(nd.array(Y))):
+        np.testing.assert_allclose(part.asnumpy(), whole.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_wasserstein_blank_loss_is_the_distance_from_zero(rng):
+    T = rng.normal(size=(1, 4, 5, 5)).astype(np.float32) + 1
+    target = WASSERSTEIN.target(WASSERSTEIN.moments(nd.array(T)))
+    assert WASSERSTEIN.blank_loss(target) == pytest.approx(w2_scipy(np.zeros_like(T), T), rel=1e-5)
+
+
+def test_each_style_loss_has_its_statistic():
+    assert set(STATISTICS) == set(STYLE_LOSSES)
+    assert style_statistic(Settings()) is GRAM and style_statistic(Settings(style_loss="wasserstein")) is WASSERSTEIN
+
+
+def test_a_wasserstein_run_lowers_its_style_loss(rng):
+    result = transfer(*pair(rng), tiny(Stage(32, 24, "adam", 0.05, 5, 200), style_loss="wasserstein",
+                                        style_weight=1.0))
+    style = [h["style"] for h in result.history]
+    assert np.isfinite(result.image).all() and style[-1] < 0.9 * style[0]
 
 
 # ---- average pooling -----------------------------------------------------------------------------
