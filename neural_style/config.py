@@ -168,6 +168,11 @@ def option(default: Any, help: str, *, flag: Optional[str] = None, aliases: tupl
                                                 label=label, to_text=to_text, argparse=argparse_kw))
 
 
+def switch_text(value: bool) -> list[str]:
+    """A switch is written as its flag alone (only when on: off is its default)."""
+    return []
+
+
 def floats_text(values: Any) -> list[str]:
     return [repr(float(v)) for v in (values if isinstance(values, tuple) else (values,))]
 
@@ -323,6 +328,11 @@ class Settings:
         "conv", "tap each convolution among the style layers before its ReLU (conv: the lecture's conv1_1 .. conv5_1) "
         "or after it (relu: relu1_1 .. relu5_1, the peers' taps); other layers are tapped as named "
         "(default: %(default)s)", group="losses", check=one_of(STYLE_TAPS, "style taps"), choices=list(STYLE_TAPS))
+    style_layer_norm: bool = option(
+        False, "divide each style layer's loss by its target's size (the loss of an all-zero feature map), times "
+        "the layers' mean size: layers of different width weigh alike, and the style loss keeps its total when "
+        "every layer is equally far from its target", group="losses", check=one_of((False, True), "style layer norm"),
+        to_text=switch_text, action=argparse.BooleanOptionalAction)
     style_loss: str = option(
         "gram", "what the style loss matches: gram (the lecture's Gram matrices, by mean squared difference) or "
         "wasserstein (each layer's features as a Gaussian, mean and covariance, by the 2-Wasserstein distance) "

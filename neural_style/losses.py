@@ -2,7 +2,7 @@
 and the peers' style loss, the 2-Wasserstein distance between the features' Gaussians."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -140,6 +140,20 @@ STATISTICS: dict[str, StyleStatistic] = {"gram": GRAM, "wasserstein": WASSERSTEI
 def style_statistic(settings: Settings) -> StyleStatistic:
     """The statistic settings.style_loss names: the one place a run's is chosen."""
     return STATISTICS[settings.style_loss]
+
+
+def normalised_style_layers(weights: LossWeights, targets: Sequence[Any], statistic: StyleStatistic) -> LossWeights:
+    """weights with each style layer's multiplier divided by its target's blank loss, and
+    multiplied by the layers' mean blank loss (style_layer_norm).
+
+    The lecture's style losses differ by orders of magnitude between layers (its sum is mostly
+    conv4_1's); divided by the blank loss each is a relative error, so the layers weigh alike.
+    The mean keeps the style loss's total where every layer's relative error is the same, so
+    --style-weight keeps its scale. A layer whose target is all zero keeps its multiplier."""
+    blank = [statistic.blank_loss(t) for t in targets]
+    mean = sum(blank) / len(blank)
+    given = weights.style_layers or (1.0,) * len(targets)
+    return replace(weights, style_layers=tuple(w * mean / b if b > 0 else w for w, b in zip(given, blank)))
 
 
 def mix(moments: Sequence[Any], weights: Sequence[float]) -> Any:

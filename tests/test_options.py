@@ -7,11 +7,14 @@ import scipy.linalg
 from mxnet import autograd, nd
 
 from neural_style import Settings, Stage, transfer
-from neural_style.config import POOLINGS, STYLE_LOSSES
+from neural_style.config import POOLINGS, STYLE_LOSSES, LossWeights
+from neural_style.controls import style_targets
 from neural_style.images import preprocess
 from neural_style.layers import POOL_INDICES, after_relu, layer_index, min_side
-from neural_style.losses import GRAM, STATISTICS, WASSERSTEIN, mix, style_statistic
+from neural_style.losses import (GRAM, STATISTICS, WASSERSTEIN, compute_loss, gram, mix, normalised_style_layers,
+                                 style_statistic)
 from neural_style.schedule import feature_net
+from neural_style.train import Objective
 from neural_style.vgg import AVG_POOL_SCALES, BorderPadded, ScaledAvgPool, load_vgg
 
 from conftest import smooth_image
@@ -67,6 +70,46 @@ def test_a_relu_tap_is_its_convolution_through_relu_forward_and_backward(rng):
     np.testing.assert_array_equal(relu, np.maximum(conv, 0))
     assert (conv < 0).mean() > 0.2  # the ReLU has something to cut
     np.testing.assert_allclose(through_tap, by_hand, rtol=1e-5, atol=1e-6 * np.abs(by_hand).max())
+
+
+# ---- normalised style layers ---------------------------------------------------------------------
+
+def test_normalised_layers_divide_by_the_blank_loss_times_its_mean(rng):
+    targets = [gram(nd.array(rng.normal(size=(1, c, 5, 6)) * s)) for c, s in ((4, 0.1), (8, 1.0), (16, 30.0))]
+    blank = np.array([(t.asnumpy().astype(np.float64) ** 2).mean() for t in targets])
+    weights = normalised_style_layers(LossWeights(style=7.0, style_layers=(1.0, 2.0, 0.5)), targets, GRAM)
+    np.testing.assert_allclose(weights.style_layers, np.array([1.0, 2.0, 0.5]) * blank.mean() / blank, rtol=1e-5)
+    assert weights.style == 7.0 and weights.content == LossWeights().content
+
+
+def test_normalised_layers_weigh_alike_and_keep_the_total(rng):
+    """With every layer's Gram matrix 10% off its target, each normalised layer costs the same,
+    and the style loss's total is the lecture's."""
+    maps = [rng.normal(size=(1, c, 6, 6)).astype(np.float32) * s for c, s in ((4, 0.1), (8, 1.0), (16, 30.0))]
+    targets = [gram(nd.array(m)) for m in maps]
+    near = [nd.array(m * np.sqrt(1.1)) for m in maps]  # Gram matrices 1.1 times the target's
+    X, content = nd.zeros((1, 3, 4, 4)), [nd.zeros((1, 2, 2, 2))]
+    lecture = LossWeights(style=1.0)
+    normalised = normalised_style_layers(lecture, targets, GRAM)
+    plain = [compute_loss(X, content, [y], content, [t], lecture)["style"].asscalar() for y, t in zip(near, targets)]
+    assert max(plain) / min(plain) > 1e4  # the lecture's layers differ by orders of magnitude
+    weighted = [p * w for p, w in zip(plain, normalised.style_layers)]
+    assert max(weighted) / min(weighted) == pytest.approx(1.0, rel=1e-4)
+    assert compute_loss(X, content, near, content, targets, normalised)["style"].asscalar() == pytest.approx(
+        sum(plain), rel=1e-4)
+
+
+def test_the_objective_normalises_only_when_asked(vgg_caffe, rng):
+    _, style = pair(rng)
+    for norm in (False, True):
+        settings = Settings(style_layer_norm=norm)
+        targets = style_targets(vgg_caffe, [style], (1.0,), Stage(32, 24), settings, mx.cpu())
+        objective = Objective(vgg_caffe, [], targets, settings)
+        if norm:
+            blank = np.array([(t.asnumpy().astype(np.float64) ** 2).mean() for t in targets])
+            np.testing.assert_allclose(objective.weights.style_layers, blank.mean() / blank, rtol=1e-5)
+        else:
+            assert objective.weights == settings.loss_weights
 
 
 # ---- the 2-Wasserstein style loss ----------------------------------------------------------------
