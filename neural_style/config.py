@@ -125,13 +125,15 @@ def parse_size(text: str) -> Size:
 Check = Callable[[str, Any], None]
 
 
-def number(low: float = 0.0, allow_low: bool = False) -> Check:
-    """A finite number above low (or at least low)."""
+def number(low: float = 0.0, allow_low: bool = False, below: float = math.inf) -> Check:
+    """A finite number above low (or at least low), and below ``below``."""
     def check(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, not {value!r}")
         if value < low or (value == low and not allow_low):
             raise ValueError(f"{name} must be {'at least' if allow_low else 'greater than'} {low:g}, not {value!r}")
+        if not value < below:
+            raise ValueError(f"{name} must be below {below:g}, not {value!r}")
     return check
 
 
@@ -388,6 +390,14 @@ class Settings:
         100, "pairs of image-sized arrays L-BFGS remembers; each pair costs 8 bytes per pixel and channel, so "
         "100 at 1200x800 hold 2.3 GB (default: %(default)s)", group="schedule", check=integer(1),
         label="lbfgs_history", type=positive(int), metavar="M")
+    # The image shown, saved and carried on is an exponential moving average of the iterates
+    # (hooks.Average); the optimizer steps the iterate itself. 0: the iterate (the lecture).
+    ema: float = option(
+        0.0, "show, save and carry to the next stage the exponential moving average of the images, each epoch "
+        "average = D * average + (1 - D) * image, while the optimizer steps the image itself; it smooths the "
+        "noise a step leaves (0: off, the lecture's; 0.9 averages about the last 10 epochs) (default: %(default)g)",
+        group="schedule", check=number(allow_low=True, below=1.0), label="ema", type=non_negative, metavar="D",
+        to_text=floats_text)
     # When the loss becomes NaN/inf: restore the last finite image, lr x0.1, at most this often.
     max_recoveries: int = option(
         3, "when the loss diverges, restore the last good image and lower the learning rate at most N times "

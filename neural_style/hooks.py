@@ -1,8 +1,8 @@
 """What attaches to the lecture's loop from outside (train.Hook): the divergence guard, the
 history of the losses, the user's callback, snapshots and checkpoints, the stop flag, resume.
 
-transfer() attaches them in this order: guard, history, run (schedule.Run), snapshots,
-callback, stop, and for a resumed stage, last, the resume. A hook that holds state names itself
+transfer() attaches them in this order: guard, the average (with --ema), history, run
+(schedule.Run), snapshots, callback, stop, and for a resumed stage, last, the resume. A hook that holds state names itself
 (``name``) and can save and restore it, so a checkpoint is the loop's state plus each hook's.
 """
 from __future__ import annotations
@@ -176,7 +176,7 @@ class CallbackHook(Hook):
     def after_epoch(self, loop: Loop) -> None:
         self.callback(Progress(loop.index, self.stages, loop.epoch, loop.stage.epochs, loop.lr,
                                time.perf_counter() - loop.started, loop.values, loop.event,
-                               (loop.stage.width, loop.stage.height), loop.X, self.run))
+                               (loop.stage.width, loop.stage.height), loop.image, self.run))
 
 
 class StopFlag(Protocol):
@@ -186,7 +186,8 @@ class StopFlag(Protocol):
 
 
 class Stop(Hook):
-    """Ends the stage with Interrupted, carrying the guard's last good image, once ``flag`` is set."""
+    """Ends the stage with Interrupted once ``flag`` is set, carrying the guard's last good
+    image, or the image a hook shows in X's place (the average)."""
 
     def __init__(self, flag: StopFlag, guard: DivergenceGuard) -> None:
         self.flag, self.guard = flag, guard
@@ -194,7 +195,39 @@ class Stop(Hook):
     def after_epoch(self, loop: Loop) -> None:
         if self.flag.is_set():
             raise Interrupted(f"stopped at stage {loop.index + 1}, epoch {loop.epoch}").at(
-                loop.index, loop.epoch, self.guard.last_good)
+                loop.index, loop.epoch, self.guard.last_good if loop.shown is None else loop.shown)
+
+
+class Average(Hook):
+    """An exponential moving average of the images, shown, saved and carried on in their place
+    (Settings.ema): after each epoch average = decay * average + (1 - decay) * X, from the
+    stage's starting image; the optimizer keeps stepping X. It smooths the pixel noise the steps
+    leave. After a recovery (the guard's event) it starts again from the restored image; at the
+    stage's end the average, where finite, becomes X: the stage's result and the next start."""
+
+    name = "average"
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def start(self, loop: Loop) -> None:
+        self.average = loop.shown = loop.X.copy()
+
+    def after_epoch(self, loop: Loop) -> None:
+        if loop.event is not None:
+            self.average[:] = loop.X
+        else:
+            self.average[:] = self.decay * self.average + (1 - self.decay) * loop.X
+
+    def finish(self, loop: Loop) -> None:
+        if np.isfinite(self.average.sum().asscalar()):
+            loop.X[:] = self.average
+
+    def state(self) -> dict[str, Any]:
+        return {"average": self.average.asnumpy()}
+
+    def restore(self, state: dict[str, Any], loop: Loop) -> None:
+        self.average[:] = nd.array(state["average"], ctx=loop.X.context)
 
 
 class Resume(Hook):

@@ -21,7 +21,7 @@ from .config import Settings
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
                        style_list, style_targets)
 from .errors import Interrupted, OutOfMemory, PartialWork, is_out_of_memory
-from .hooks import Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
+from .hooks import Average, Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
 from .losses import style_statistic
 from .train import Hook, Loop, Objective, train
@@ -186,7 +186,7 @@ class Run(Hook):
         from .metadata import image_metadata
 
         meta = image_metadata(self.settings, extra={"stage": loop.index + 1, "epoch": loop.epoch + 1})
-        save_image(self.image(loop.X), snapshot_path(self.save_to, loop.index, loop.epoch + 1), metadata=meta)
+        save_image(self.image(loop.image), snapshot_path(self.save_to, loop.index, loop.epoch + 1), metadata=meta)
         self.checkpoint(checkpoint_path(self.save_to))
 
     def result(self, history: list[dict], image: Optional[np.ndarray] = None, seconds: float = 0.0) -> Result:
@@ -253,7 +253,7 @@ def transfer(
     run = Run(settings, content_img, inputs, save_to)
     guard, history = DivergenceGuard(settings.max_recoveries), History(settings.report_every)
     extra = hooks
-    hooks = [guard, history, run]
+    hooks = [guard, *([Average(settings.ema)] if settings.ema else []), history, run]
     if settings.save_every:
         hooks.append(Snapshots(settings.save_every, run))
     if callback is not None:

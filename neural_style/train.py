@@ -73,7 +73,8 @@ class Loop:
     """The loop's state between two epochs, as the hooks see it: the image (the parameter's
     data, changed in place), the trainer, and the epoch just done with its losses (NDArrays,
     not read: reading one waits for the engine). A hook may set ``event`` for the hooks after it,
-    or ``values``: the losses read as numbers."""
+    or ``values``: the losses read as numbers, or ``shown``: the image to show and save in the
+    place of X (hooks.Average's average), while the optimizer steps X."""
 
     stage: Stage
     index: int  # the stage's position in the schedule
@@ -84,7 +85,13 @@ class Loop:
     losses: dict[str, nd.NDArray] = field(default_factory=dict)
     event: Optional[str] = None
     values: Optional[dict[str, float]] = None
+    shown: Optional[nd.NDArray] = None
     started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def image(self) -> nd.NDArray:
+        """The image to show and save: ``shown`` where a hook keeps one, else X."""
+        return self.X if self.shown is None else self.shown
 
     def end_epoch(self, epoch: int, losses: dict[str, nd.NDArray]) -> None:
         self.epoch, self.lr, self.losses, self.event, self.values = epoch, self.trainer.learning_rate, losses, None, None

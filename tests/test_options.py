@@ -1,5 +1,7 @@
 """The peers' quality options (issue 11), each against values computed by hand, by numpy or by
 SciPy; their flags, checks and round trips."""
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,15 +11,19 @@ from mxnet import autograd, nd
 from neural_style import Settings, Stage, transfer
 from neural_style.config import POOLINGS, STYLE_LOSSES, LossWeights
 from neural_style.controls import style_targets
-from neural_style.images import preprocess
+from neural_style.images import postprocess, preprocess
 from neural_style.layers import POOL_INDICES, after_relu, layer_index, min_side
 from neural_style.losses import (GRAM, STATISTICS, WASSERSTEIN, compute_loss, gram, mix, normalised_style_layers,
                                  style_statistic)
+from neural_style.options import settings_to_argv
 from neural_style.schedule import feature_net
-from neural_style.train import Objective
+from neural_style.train import Hook, Objective
 from neural_style.vgg import AVG_POOL_SCALES, BorderPadded, ScaledAvgPool, load_vgg
 
-from conftest import smooth_image
+from conftest import StartImages, smooth_image
+from test_cli import run_cli
+from test_cli_controls import parse, pixels
+from test_controls import Interrupted, interrupt_after
 
 
 K = 115.0  # the calibrated activation scale of the Caffe weights
@@ -243,3 +249,103 @@ def test_reflect_padding_needs_two_pixels_in_every_map():
     Settings(stages=(Stage(16, 16),), style_scale=2.0, padding="replicate").validate()
 
 
+# ---- the moving average of the image -------------------------------------------------------------
+
+class Iterates(Hook):
+    """Keeps the image the optimizer stepped (loop.X) after every epoch."""
+
+    def __init__(self):
+        self.images = []
+
+    def after_epoch(self, loop):
+        self.images.append(loop.X.asnumpy())
+
+
+def test_the_average_is_shown_and_is_the_result_while_the_optimizer_steps_the_image(rng):
+    content, style = pair(rng)
+    stage = Stage(32, 24, "adam", 0.05, 3, 200)
+    plain, averaged, shown = Iterates(), Iterates(), []
+    transfer(content, style, tiny(stage), hooks=[plain])
+    result = transfer(content, style, tiny(stage, ema=0.6), callback=lambda p: shown.append(p.X.asnumpy()),
+                      hooks=[averaged])
+    # the optimizer's images are those of a run without the average
+    for a, b in zip(plain.images, averaged.images):
+        np.testing.assert_array_equal(a, b)
+    average = preprocess(content, (32, 24)).asnumpy().astype(np.float64)
+    for image, seen in zip(averaged.images, shown):
+        average = 0.6 * average + 0.4 * image
+        np.testing.assert_allclose(seen, average, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.image, postprocess(nd.array(average)).asnumpy(), atol=1e-5)
+
+
+def test_the_next_stage_starts_from_the_average(rng):
+    content, style = pair(rng)
+    starts = StartImages()
+    settings = tiny(Stage(32, 24, "adam", 0.05, 3, 200), Stage(40, 30, "adam", 0.05, 1, 200), ema=0.5)
+    result = transfer(content, style, settings, hooks=[starts])
+    expected = preprocess(result.stage_images[0] * 255, (40, 30)).asnumpy()
+    np.testing.assert_allclose(starts.images[1], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("stage, epoch", [(0, 1), (1, 0)])
+def test_resume_with_the_average_equals_uninterrupted(tmp_path, stage, epoch):
+    from skimage import data
+
+    content, style = data.chelsea(), data.immunohistochemistry()
+    settings = tiny(Stage(32, 24, "adam", 0.05, 4, 2), Stage(40, 30, "lbfgs", 1.0, 3, 200), ema=0.7)
+    whole = transfer(content, style, settings)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):
+        transfer(content, style, settings, interrupt_after(stage, epoch, ckpt))
+    resumed = transfer(content, style, settings, resume=ckpt)
+    for a, b in zip(whole.stage_images, resumed.stage_images):
+        np.testing.assert_array_equal(a, b)
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in whole.history]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == strip
+
+
+# ---- declarations: flags, checks, round trips ----------------------------------------------------
+
+PEERS = dict(style_taps="relu", style_layer_norm=True, style_loss="wasserstein", pooling="avg", padding="reflect",
+             ema=0.9)
+
+
+def test_the_flags_give_the_settings_and_back():
+    s = parse(["c", "s", "--style-taps", "relu", "--style-layer-norm", "--style-loss", "wasserstein",
+               "--pooling", "avg", "--padding", "reflect", "--ema", "0.9"])
+    assert s == Settings(**PEERS)
+    assert parse(["c", "s", *settings_to_argv(s)]) == s
+    assert parse(["c", "s", "--style-layer-norm", "--no-style-layer-norm"]) == Settings()
+    assert Settings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"style_taps": "pool"}, "unknown style taps 'pool'"),
+    ({"style_layer_norm": "yes"}, "unknown style layer norm 'yes'"),
+    ({"style_loss": "mmd"}, "unknown style loss 'mmd'"),
+    ({"pooling": "min"}, "unknown pooling 'min'"),
+    ({"padding": "circular"}, "unknown padding 'circular'"),
+    ({"ema": 1.0}, "ema must be below 1"),
+    ({"ema": -0.5}, "ema must be at least 0"),
+])
+def test_bad_values_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(**change).validate()
+
+
+def test_the_command_line_runs_every_option(tmp_path, rng):
+    from PIL import Image
+
+    content, style, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
+    Image.fromarray(smooth_image(rng, 36, 48)).save(content)
+    Image.fromarray(smooth_image(rng, 40, 40)[::-1]).save(style)
+    proc = run_cli(content, style, "-o", out, "--size", "48x36", "--epochs", "3", "--optimizer", "adam", "--lr",
+                   "0.05", "--style-taps", "relu", "--style-layer-norm", "--style-loss", "wasserstein", "--pooling",
+                   "avg", "--padding", "reflect", "--ema", "0.5", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert pixels(out).shape == (36, 48, 3)
+    info = run_cli("info", out)
+    assert info.returncode == 0, info.stderr
+    for words in ("--style-taps relu", "--style-layer-norm", "--style-loss wasserstein", "--pooling avg",
+                  "--padding reflect", "--ema 0.5"):
+        assert words in info.stdout, words
