@@ -115,7 +115,7 @@ def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
     instead fails in oneDNN. The copy has net's ``taps`` and no parameter gradients."""
     net.hybridize()
-    side = min_side(net.taps)
+    side = min_side(net.taps, 2)  # maps of 2 px at least: reflect padding needs them
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
     with warnings.catch_warnings():  # "Cannot decide type for ... data": it is float32, given at each call
         warnings.filterwarnings("ignore", "Cannot decide type", UserWarning)

@@ -11,6 +11,7 @@ from mxnet import autograd, nd
 from neural_style import Settings, Stage, transfer
 from neural_style.config import POOLINGS, STYLE_LOSSES, LossWeights
 from neural_style.controls import style_targets
+from neural_style.cpu import cpu_info, has_fast_bfloat16
 from neural_style.images import postprocess, preprocess
 from neural_style.layers import POOL_INDICES, after_relu, layer_index, min_side
 from neural_style.losses import (GRAM, STATISTICS, WASSERSTEIN, compute_loss, gram, mix, normalised_style_layers,
@@ -247,6 +248,17 @@ def test_reflect_padding_needs_two_pixels_in_every_map():
     with pytest.raises(ValueError, match=r"max-pools \(and reflect padding, 2 px in every map\) need at least 32 px"):
         Settings(stages=(Stage(16, 16),), style_scale=2.0, padding="reflect").validate()
     Settings(stages=(Stage(16, 16),), style_scale=2.0, padding="replicate").validate()
+
+
+@pytest.mark.skipif(not has_fast_bfloat16(cpu_info()["features"]), reason="bfloat16 does not run on this CPU")
+def test_the_network_options_convert_to_bfloat16(rng):
+    """AMP converts the average-pool and the padded networks (the graph is built on maps of 2 px,
+    which reflect padding needs); their features stay within 2% of float32's."""
+    X = nd.array(rng.normal(size=(1, 3, 32, 48)))
+    for option in ({"pooling": "avg"}, {"padding": "reflect"}, {"padding": "replicate"}):
+        reference = [y.asnumpy() for y in feature_net(Settings(**option), mx.cpu())(X)]
+        for y, r in zip(feature_net(Settings(precision="bfloat16", **option), mx.cpu())(X), reference):
+            assert np.linalg.norm(y.asnumpy() - r) < 0.02 * np.linalg.norm(r), option
 
 
 # ---- the moving average of the image -------------------------------------------------------------
