@@ -119,10 +119,12 @@ RESUME_MAY_CHANGE = ("device", "report_every", "save_every")
 
 
 def check_resumable(ckpt: Checkpoint, settings: Settings, inputs: dict) -> None:
-    """A clear ValueError unless ckpt was written by a run of these settings on these images."""
+    """A clear ValueError unless ckpt was written by a run of these settings on these images (a
+    setting newer than the checkpoint counts as its default, which is how that run ran)."""
     now = json.loads(json.dumps(settings.to_dict()))
-    keys = (set(now) | set(ckpt.settings)) - set(RESUME_MAY_CHANGE)
-    differ = sorted(k for k in keys if now.get(k) != ckpt.settings.get(k))
+    then = {**json.loads(json.dumps(Settings().to_dict())), **ckpt.settings}
+    keys = (set(now) | set(then)) - set(RESUME_MAY_CHANGE)
+    differ = sorted(k for k in keys if now.get(k) != then.get(k))
     if differ:
         raise ValueError(f"the checkpoint was written with other settings ({', '.join(differ)}); "
                          "resume with the settings of the interrupted run")

@@ -331,6 +331,26 @@ def test_the_flags_give_the_settings_and_back():
     assert Settings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
+def test_a_checkpoint_from_before_these_options_resumes(tmp_path, rng):
+    """A checkpoint whose settings lack the options (written before they existed) resumes: they
+    count as their defaults, the lecture's, which is how that run ran."""
+    from neural_style.checkpoint import load_checkpoint
+
+    content, style = pair(rng)
+    settings = tiny(Stage(32, 24, "adam", 0.05, 3, 200))
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Interrupted):
+        transfer(content, style, settings, interrupt_after(0, 0, ckpt))
+    old = load_checkpoint(ckpt)
+    for name in PEERS:
+        del old.settings[name]
+    np.testing.assert_array_equal(transfer(content, style, settings, resume=old).image,
+                                  transfer(content, style, settings).image)
+    old.settings["pooling"] = "avg"
+    with pytest.raises(ValueError, match=r"other settings \(pooling\)"):
+        transfer(content, style, settings, resume=old)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"style_taps": "pool"}, "unknown style taps 'pool'"),
     ({"style_layer_norm": "yes"}, "unknown style layer norm 'yes'"),
