@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE",
-                   help="content image and style image (any common format, or skimage:NAME for an image "
-                        "inside scikit-image, e.g. skimage:coffee); none, or `demo`, runs the demo. "
+                   help="content image and style image (any common format, skimage:NAME for an image "
+                        "inside scikit-image, e.g. skimage:coffee, or package:starry_night for the painting "
+                        "inside this package); none, or `demo`, runs the demo. "
                         "`neural-style info IMAGE` prints the settings a result was made with; "
                         "`neural-style doctor` what this machine offers (CPU, MXNet, weights, GPU)")
     p.add_argument("-o", "--output", type=Path,
@@ -168,7 +169,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     signal handlers, then the result written whatever happened, and one line that says so."""
     from .checkpoint import load_checkpoint
     from .errors import DivergedError, Interrupted, OutOfMemory
-    from .images import SKIMAGE, read_image, read_source
+    from .images import is_named, read_image, read_source
     from .layers import min_side
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
@@ -181,7 +182,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
         content, *styles = (read_source(name, settings.max_pixels, role) for name, role in zip(names, roles))
         if settings.init not in ("content", "random"):
             read_image(settings.init, settings.max_pixels, "initial image")
-        check_outputs(output_paths(output), [n for n in names if not n.startswith(SKIMAGE)], args.overwrite)
+        check_outputs(output_paths(output), [n for n in names if not is_named(n)], args.overwrite)
     except (ValueError, OSError, RuntimeError) as e:
         return error(e)
     smallest = min_side(tuple(settings.content_layers) + tuple(settings.style_layers))

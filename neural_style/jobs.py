@@ -32,7 +32,7 @@ import numpy as np
 
 from .config import LECTURE_STAGES, Settings, positive
 from .hooks import StopFlag
-from .images import SKIMAGE, atomic_write, read_source, source_stem
+from .images import atomic_write, is_named, read_source, source_stem
 from .metadata import PREFIX, read_metadata, read_settings, styles_of
 from .options import add_settings_arguments, settings_from_args
 from .outputs import check_outputs, output_paths, write_result
@@ -94,7 +94,7 @@ def expand_images(names: Union[PathLike, Sequence[PathLike]]) -> list[str]:
         names = [names]
     images = []
     for name in map(str, names):
-        if not name.startswith(SKIMAGE) and Path(name).is_dir():
+        if not is_named(name) and Path(name).is_dir():
             found = sorted(str(p) for p in Path(name).iterdir()
                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
             if not found:
@@ -170,7 +170,7 @@ def check_job(job: Job) -> tuple[np.ndarray, np.ndarray]:
         from .images import read_image
 
         read_image(s.init, s.max_pixels, "initial image")
-    files = [n for n in (job.content, job.style) if not n.startswith(SKIMAGE)]
+    files = [n for n in (job.content, job.style) if not is_named(n)]
     check_outputs(output_paths(job.output), files, job.overwrite)
     return content, style
 
@@ -548,7 +548,7 @@ def run_ray(todo: Sequence[int], jobs: Sequence[Job], summary: Summary, signals:
                 if name not in shipped:
                     shipped[name] = ray.put(images[name])
                 return shipped[name]
-            return name if name.startswith(SKIMAGE) else str(Path(name).resolve())
+            return name if is_named(name) else str(Path(name).resolve())
 
         for i in todo:
             job = jobs[i]
