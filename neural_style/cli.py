@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from .config import DEMO_STAGES, LECTURE_STAGES, Settings
+from .config import PRESETS, Settings
 from .layers import layer_name
 from .options import add_settings_arguments, settings_from_args, settings_to_argv
 from .signals import SignalHandlers
@@ -23,12 +23,17 @@ Neural style transfer (Gatys et al.) as in the d2l.ai / STAT 157 lecture: the ge
 optimised so that its VGG19 features match the content image's (conv4_4) and its Gram matrices
 match the style image's (conv1_1 .. conv5_1), small to large.
 
-With no images (or `demo`) it stylises scikit-image's `chelsea` with its `immunohistochemistry`
-image, small enough for a few minutes on a laptop CPU.
+With no images (or `demo`) it stylises scikit-image's `chelsea` with Van Gogh's Starry Night (the
+copy inside this package, package:starry_night) by the photo preset at a long side of 256 px, in
+about two minutes on two CPU cores.
 
 Per-stage options (--size, --epochs, --lr, --lr-decay-epoch, --lr-decay, --optimizer) take one
 value per stage, or one value for all stages. The defaults are the lecture's two stages:
 300x200 (SGD lr 5, 500 epochs, x0.1 every 200) then 1200x800 (SGD lr 1, 300 epochs, x0.1 every 100).
+
+--preset photo starts every option from values for any photo and painting instead (L-BFGS, a
+strong style, coarse to fine up to --size N, the final long side); options given override a
+preset's values. The presets are listed at the end.
 
 Beyond the lecture: several styles (--style a.jpg b.jpg --style-blend 0.7 0.3), --style-scale,
 --preserve-colors, --init and --seed, --content-layers/--style-layers by index or VGG name,
@@ -37,12 +42,21 @@ the output image: `neural-style info OUT.png` prints them and the command that r
 """
 
 
-DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "skimage:immunohistochemistry"
+DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "package:starry_night"
+# The demo's defaults, which its options override: the photo preset, small enough for two minutes.
+DEMO_DEFAULTS = {"preset": "photo", "size": [256]}
+
+
+def presets_help() -> str:
+    """The presets, one line each, for the end of --help."""
+    width = max(map(len, PRESETS))
+    return "presets (--preset NAME; the defaults shown above are the lecture's):\n" + "\n".join(
+        f"  {name:<{width}}  {preset.description}" for name, preset in PRESETS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser: the images and the output, then every setting's option (options.py)."""
-    p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION,
+    p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION, epilog=presets_help(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE",
                    help="content image and style image (any common format, skimage:NAME for an image "
@@ -125,6 +139,23 @@ def error(message: object) -> int:
     return 2
 
 
+def parse_run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """A run's arguments (build_parser's), the demo's defaults (DEMO_DEFAULTS) under its options
+    when it runs the demo or stylises the demo's content; exits with a usage error when the
+    images do not add up."""
+    args = parser.parse_args(argv)
+    images = list(args.images)
+    demo = images in ([], ["demo"]) and not args.style
+    if args.style and len(images) != 1:
+        parser.error("give a CONTENT and a STYLE image: CONTENT --style STYLE [STYLE ...]")
+    if not demo and not args.style and len(images) != 2:
+        parser.error("give a CONTENT and a STYLE image, or none for the demo")
+    if images[:1] in ([], ["demo"]):
+        parser.set_defaults(**DEMO_DEFAULTS)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> int:
     """The command line; ``hooks`` are attached to the training loop (transfer(hooks=...))."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -139,15 +170,11 @@ def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> in
 
         return batch_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_run(parser, argv)
     images = list(args.images)
     demo = images in ([], ["demo"]) and not args.style
-    if args.style and len(images) != 1:
-        parser.error("give a CONTENT and a STYLE image: CONTENT --style STYLE [STYLE ...]")
-    if not demo and not args.style and len(images) != 2:
-        parser.error("give a CONTENT and a STYLE image, or none for the demo")
     try:
-        settings = settings_from_args(args, DEMO_STAGES if demo or images == ["demo"] else LECTURE_STAGES)
+        settings = settings_from_args(args)
     except ValueError as e:
         parser.error(str(e))
     from .images import source_stem

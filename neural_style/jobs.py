@@ -30,7 +30,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .config import LECTURE_STAGES, Settings, positive
+from .config import Settings, positive
 from .hooks import StopFlag
 from .images import atomic_write, is_named, read_source, source_stem
 from .metadata import PREFIX, read_metadata, read_settings, styles_of
@@ -756,9 +756,9 @@ def job_args(parser: argparse.ArgumentParser, base: argparse.Namespace, row: dic
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The Settings the options ask for; the lecture's stages by default."""
+    """The Settings the options ask for (the preset named, else the lecture's)."""
     try:
-        return settings_from_args(args, LECTURE_STAGES)
+        return settings_from_args(args)
     except ValueError as e:
         raise UsageError(str(e)) from None
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from neural_style.cli import build_parser, main
 from neural_style.options import settings_from_args, settings_to_argv
-from neural_style.config import LECTURE_STAGES, Settings
+from neural_style.config import Settings
 
 from conftest import smooth_image
 from test_cli import run_cli
@@ -35,7 +35,7 @@ def pixels(path):
 def parse(argv):
     parser = build_parser()
     try:
-        return settings_from_args(parser.parse_args(argv), LECTURE_STAGES)
+        return settings_from_args(parser.parse_args(argv))
     except ValueError as e:
         parser.error(str(e))
 
