@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style.cli import DEMO_CONTENT, DEMO_STYLE, build_parser, main, parse_run
+import neural_style
+
+from neural_style.cli import DEMO_CONTENT, DEMO_STYLE, build_parser, parse_run
 from neural_style.config import PRESETS, CoarseToFine, Settings, Stage, settings_for
 from neural_style.images import read_source
 from neural_style.layers import layer_index
@@ -179,6 +181,18 @@ def test_photo_preset_end_to_end_and_info_repeats_it(tmp_path, pair):
     assert proc.returncode == 0, proc.stderr
     with Image.open(again) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), first)
+
+
+def test_stylize_with_a_preset(pair):
+    img = neural_style.stylize(str(pair[0]), str(pair[1]), preset="photo", size=32, seed=0)
+    assert img.size == (32, 24)
+    s = Settings.from_dict(json.loads(img.info["neural-style:settings"]))
+    assert s.preset == "photo" and s.style_weight == 1e5 and s.stages[0].epochs == PHOTO.schedule.epochs
+    assert neural_style.settings_for("photo", size=32) == settings_for("photo", size=32)
+    with pytest.raises(TypeError, match="settings or a preset"):
+        neural_style.stylize(str(pair[0]), str(pair[1]), settings=Settings(), preset="photo")
+    with pytest.raises(TypeError, match="unknown settings size"):
+        neural_style.stylize(str(pair[0]), str(pair[1]), settings=Settings(), size=32)
 
 
 # ---- the demo ----
