@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from .config import PRESETS, Settings
+from .config import Settings
 from .layers import layer_name
-from .options import add_settings_arguments, settings_from_args, settings_to_argv
+from .options import add_settings_arguments, presets_help, settings_from_args, settings_to_argv
 from .signals import SignalHandlers
 from .version import __version__
 
@@ -45,13 +45,6 @@ the output image: `neural-style info OUT.png` prints them and the command that r
 DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "package:starry_night"
 # The demo's defaults, which its options override: the photo preset, small enough for two minutes.
 DEMO_DEFAULTS = {"preset": "photo", "size": [256]}
-
-
-def presets_help() -> str:
-    """The presets, one line each, for the end of --help."""
-    width = max(map(len, PRESETS))
-    return "presets (--preset NAME; the defaults shown above are the lecture's):\n" + "\n".join(
-        f"  {name:<{width}}  {preset.description}" for name, preset in PRESETS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ from .config import Settings, positive
 from .hooks import StopFlag
 from .images import atomic_write, is_named, read_source, source_stem
 from .metadata import PREFIX, read_metadata, read_settings, styles_of
-from .options import add_settings_arguments, settings_from_args
+from .options import add_settings_arguments, presets_help, settings_from_args
 from .outputs import check_outputs, output_paths, write_result
 from .schedule import RESUME_MAY_CHANGE, Result, checkpoint_path, effective_settings
 from .signals import SignalHandlers
@@ -692,8 +692,8 @@ class BatchParser(argparse.ArgumentParser):
 
 def build_parser() -> BatchParser:
     """Every setting's option (the same as a single run's), and the batch's own."""
-    p = BatchParser(prog="neural-style batch", usage=USAGE, description=DESCRIPTION, allow_abbrev=False,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = BatchParser(prog="neural-style batch", usage=USAGE, description=DESCRIPTION, epilog=presets_help(),
+                    allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     run = add_settings_arguments(p)["run"]
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--overwrite", action="store_true",

@@ -34,6 +34,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> dict[str, argpars
     return groups
 
 
+def presets_help() -> str:
+    """The presets, one line each, for the end of a parser's help."""
+    width = max(map(len, PRESETS))
+    return "presets (--preset NAME; the defaults shown above are the lecture's):\n" + "\n".join(
+        f"  {name:<{width}}  {preset.description}" for name, preset in PRESETS.items())
+
+
 def build_stages(args: argparse.Namespace, preset: Preset) -> tuple[Stage, ...]:
     """The preset's stages for --size (Preset.stages_for) and --original-size, with the per-stage
     options given over them. ValueError when an option has neither one value nor one per stage."""

@@ -12,6 +12,7 @@ import neural_style
 from neural_style.cli import DEMO_CONTENT, DEMO_STYLE, build_parser, parse_run
 from neural_style.config import PRESETS, CoarseToFine, Settings, Stage, settings_for
 from neural_style.images import read_source
+from neural_style.jobs import build_parser as batch_parser
 from neural_style.layers import layer_index
 from neural_style.metadata import read_settings
 from neural_style.options import settings_from_args, settings_to_argv
@@ -137,8 +138,9 @@ def test_cli_preset_errors(capsys):
     assert e.value.code == 2 and "--epochs has 2 values for 3 stages" in capsys.readouterr().err
 
 
-def test_help_lists_the_presets():
-    text = build_parser().format_help()
+@pytest.mark.parametrize("parser", [build_parser, batch_parser], ids=["run", "batch"])
+def test_help_lists_the_presets(parser):
+    text = parser().format_help()
     assert "--preset {lecture,photo}" in text
     for name, preset in PRESETS.items():
         assert f"  {name}" in text and preset.description in text
