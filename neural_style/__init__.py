@@ -13,7 +13,8 @@ from .version import __version__  # noqa: E402
 
 # The public names, each imported from its module on first use, so that `neural-style --help`
 # and `neural-style doctor` run without MXNet (which a CUDA build cannot import without a driver).
-_PUBLIC = {"LECTURE_STAGES": "config", "Settings": "config", "Stage": "config", "Progress": "hooks",
+_PUBLIC = {"LECTURE_STAGES": "config", "PRESETS": "config", "Settings": "config", "Stage": "config",
+           "settings_for": "config", "Progress": "hooks",
            "Result": "schedule", "transfer": "schedule", "stylize": "api", "batch": "jobs",
            "read_metadata": "metadata", "read_settings": "metadata"}
 

@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 from PIL import Image
 
-from .config import Settings
+from .config import DEFAULT_PRESET, Settings, settings_for
 from .controls import StyleLike, style_list
 from .images import ImageLike, to_uint8
 from .metadata import describe, image_metadata
@@ -23,6 +23,7 @@ def stylize(
     style: StyleLike,
     *,
     settings: Optional[Settings] = None,
+    preset: Optional[str] = None,
     callback: Optional[Callback] = None,
     output: Optional[PathLike] = None,
     resume: Optional[PathLike] = None,
@@ -33,7 +34,9 @@ def stylize(
 
     ``content`` and each style are paths, PIL images or arrays (HWC, uint8 or floats in [0, 1]).
     ``overrides`` are fields of Settings (``style_blend=(0.7, 0.3)``, ``preserve_colors="luminance"``,
-    ``stages=(Stage(300, 200),)``, ...), applied over ``settings`` (default: the lecture's).
+    ``stages=(Stage(300, 200),)``, ...), applied over ``settings`` or over a ``preset``'s values
+    (config.PRESETS; default: the lecture's); with a preset, ``size`` is a --size value (a long
+    side N ends the photo preset's coarse-to-fine schedule there).
     ``callback`` gets a Progress after every epoch. With ``output`` the image is also
     written there (PNG or JPEG, the settings in its metadata), and ``save_every`` snapshots and
     the checkpoint are named after it; ``resume`` continues from such a checkpoint. ``stop``
@@ -42,12 +45,17 @@ def stylize(
     The returned image's ``info`` holds the same metadata (its ``neural-style:settings`` are the
     effective settings, which ``Settings.from_dict(json.loads(...))`` turns back into Settings).
     """
-    known = {f.name for f in fields(Settings)}
+    if settings is not None and preset is not None:
+        raise TypeError("stylize() takes settings or a preset, not both")
+    known = {f.name for f in fields(Settings)} | ({"size"} if settings is None else set())
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"stylize() got unknown settings {', '.join(unknown)}; the settings are: "
                         + ", ".join(sorted(known)))
-    settings = replace(settings or Settings(), **overrides)
+    if settings is not None:
+        settings = replace(settings, **overrides)
+    else:
+        settings = settings_for(preset or DEFAULT_PRESET, **overrides)
     result = transfer(content, style, settings, callback, stop, resume=resume, save_to=output)
     meta = image_metadata(result.settings, describe(content), [describe(s) for s in style_list(style)])
     img = Image.fromarray(to_uint8(result.image))

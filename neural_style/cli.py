@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from .config import DEMO_STAGES, LECTURE_STAGES, Settings
+from .config import Settings
 from .layers import layer_name
-from .options import add_settings_arguments, settings_from_args, settings_to_argv
+from .options import add_settings_arguments, presets_help, settings_from_args, settings_to_argv
 from .signals import SignalHandlers
 from .version import __version__
 
@@ -23,12 +23,17 @@ Neural style transfer (Gatys et al.) as in the d2l.ai / STAT 157 lecture: the ge
 optimised so that its VGG19 features match the content image's (conv4_4) and its Gram matrices
 match the style image's (conv1_1 .. conv5_1), small to large.
 
-With no images (or `demo`) it stylises scikit-image's `chelsea` with its `immunohistochemistry`
-image, small enough for a few minutes on a laptop CPU.
+With no images (or `demo`) it stylises scikit-image's `chelsea` with Van Gogh's Starry Night (the
+copy inside this package, package:starry_night) by the photo preset at a long side of 256 px, in
+about two minutes on two CPU cores.
 
 Per-stage options (--size, --epochs, --lr, --lr-decay-epoch, --lr-decay, --optimizer) take one
 value per stage, or one value for all stages. The defaults are the lecture's two stages:
 300x200 (SGD lr 5, 500 epochs, x0.1 every 200) then 1200x800 (SGD lr 1, 300 epochs, x0.1 every 100).
+
+--preset photo starts every option from values for any photo and painting instead (L-BFGS, a
+strong style, coarse to fine up to --size N, the final long side); options given override a
+preset's values. The presets are listed at the end.
 
 Beyond the lecture: several styles (--style a.jpg b.jpg --style-blend 0.7 0.3), --style-scale,
 --preserve-colors, --init and --seed, --content-layers/--style-layers by index or VGG name,
@@ -37,16 +42,19 @@ the output image: `neural-style info OUT.png` prints them and the command that r
 """
 
 
-DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "skimage:immunohistochemistry"
+DEMO_CONTENT, DEMO_STYLE = "skimage:chelsea", "package:starry_night"
+# The demo's defaults, which its options override: the photo preset, small enough for two minutes.
+DEMO_DEFAULTS = {"preset": "photo", "size": [256]}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser: the images and the output, then every setting's option (options.py)."""
-    p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION,
+    p = argparse.ArgumentParser(prog="neural-style", description=DESCRIPTION, epilog=presets_help(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE",
-                   help="content image and style image (any common format, or skimage:NAME for an image "
-                        "inside scikit-image, e.g. skimage:coffee); none, or `demo`, runs the demo. "
+                   help="content image and style image (any common format, skimage:NAME for an image "
+                        "inside scikit-image, e.g. skimage:coffee, or package:starry_night for the painting "
+                        "inside this package); none, or `demo`, runs the demo. "
                         "`neural-style info IMAGE` prints the settings a result was made with; "
                         "`neural-style doctor` what this machine offers (CPU, MXNet, weights, GPU)")
     p.add_argument("-o", "--output", type=Path,
@@ -124,6 +132,23 @@ def error(message: object) -> int:
     return 2
 
 
+def parse_run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """A run's arguments (build_parser's), the demo's defaults (DEMO_DEFAULTS) under its options
+    when it runs the demo or stylises the demo's content; exits with a usage error when the
+    images do not add up."""
+    args = parser.parse_args(argv)
+    images = list(args.images)
+    demo = images in ([], ["demo"]) and not args.style
+    if args.style and len(images) != 1:
+        parser.error("give a CONTENT and a STYLE image: CONTENT --style STYLE [STYLE ...]")
+    if not demo and not args.style and len(images) != 2:
+        parser.error("give a CONTENT and a STYLE image, or none for the demo")
+    if images[:1] in ([], ["demo"]):
+        parser.set_defaults(**DEMO_DEFAULTS)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> int:
     """The command line; ``hooks`` are attached to the training loop (transfer(hooks=...))."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -138,15 +163,11 @@ def main(argv: Optional[Sequence[str]] = None, hooks: Sequence[Hook] = ()) -> in
 
         return batch_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_run(parser, argv)
     images = list(args.images)
     demo = images in ([], ["demo"]) and not args.style
-    if args.style and len(images) != 1:
-        parser.error("give a CONTENT and a STYLE image: CONTENT --style STYLE [STYLE ...]")
-    if not demo and not args.style and len(images) != 2:
-        parser.error("give a CONTENT and a STYLE image, or none for the demo")
     try:
-        settings = settings_from_args(args, DEMO_STAGES if demo or images == ["demo"] else LECTURE_STAGES)
+        settings = settings_from_args(args)
     except ValueError as e:
         parser.error(str(e))
     from .images import source_stem
@@ -168,7 +189,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     signal handlers, then the result written whatever happened, and one line that says so."""
     from .checkpoint import load_checkpoint
     from .errors import DivergedError, Interrupted, OutOfMemory
-    from .images import SKIMAGE, read_image, read_source
+    from .images import is_named, read_image, read_source
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
     from .schedule import checkpoint_path, get_context, transfer
@@ -180,7 +201,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
         content, *styles = (read_source(name, settings.max_pixels, role) for name, role in zip(names, roles))
         if settings.init not in ("content", "random"):
             read_image(settings.init, settings.max_pixels, "initial image")
-        check_outputs(output_paths(output), [n for n in names if not n.startswith(SKIMAGE)], args.overwrite)
+        check_outputs(output_paths(output), [n for n in names if not is_named(n)], args.overwrite)
     except (ValueError, OSError, RuntimeError) as e:
         return error(e)
     smallest = settings.smallest_side(tuple(settings.content_layers) + tuple(settings.style_layers))

@@ -184,6 +184,7 @@ def layers_text(values: tuple[int, ...]) -> list[str]:
 
 
 GROUPS = {
+    "preset": "preset (the values every option below starts from)",
     "schedule": "schedule (one value per stage, or one for all)",
     "losses": "losses",
     "style": "style",
@@ -240,6 +241,10 @@ class Stage:
             return str(self.long_side)
         return f"{self.width}x{self.height}"
 
+    def with_size(self, size: Size) -> "Stage":
+        """This stage's options at another size (a --size value)."""
+        return Stage.sized(size, **{f.name: getattr(self, f.name) for f in fields(self) if "help" in f.metadata})
+
     @classmethod
     def sized(cls, size: Size, **fields_) -> "Stage":
         """A stage of a --size value (parse_size's result) and the other fields."""
@@ -281,13 +286,79 @@ LECTURE_STAGES = (
     Stage(1200, 800, "sgd", 1.0, 300, 100),
 )
 
-# The embedded demo: small enough to finish in a few minutes on two CPU cores. The lecture's
-# losses and weights, but L-BFGS: in the same time it gets much further than SGD (BENCHMARKS.md),
-# so the style shows.
-DEMO_STAGES = (
-    Stage(150, 100, "lbfgs", 1.0, 150, 1000),
-    Stage(300, 200, "lbfgs", 1.0, 60, 1000),
-)
+
+@dataclass(frozen=True)
+class CoarseToFine:
+    """The coarse-to-fine schedule: stages whose long sides grow by one constant factor, at most
+    ``factor``, from ``smallest`` up to the final long side; the last stage has ``epochs`` epochs
+    and each stage before it ``epoch_growth`` times as many as the next. A small stage costs a
+    fraction of a large one's epoch (a quarter per halving of the side) and settles the large
+    shapes of the style, which the larger stages then only refine. ``stage`` holds the options
+    every stage shares (optimizer, learning rate and its decay)."""
+
+    smallest: int = 128
+    factor: float = 2.0
+    epochs: int = 50
+    epoch_growth: float = 2.0
+    stage: Stage = Stage(optimizer="lbfgs", lr=1.0, lr_decay=1.0)
+
+    def stages(self, long_side: int) -> tuple[Stage, ...]:
+        """The stages that end at long_side (one stage when it is no larger than ``smallest``)."""
+        steps = 0 if long_side <= self.smallest else math.ceil(
+            math.log(long_side / self.smallest) / math.log(self.factor) - 1e-9)
+        ratio = (long_side / self.smallest) ** (1 / steps) if steps else 1.0
+        return tuple(replace(self.stage, long_side=round(long_side / ratio ** (steps - k)),
+                             epochs=max(1, round(self.epochs * self.epoch_growth ** (steps - k))))
+                     for k in range(steps + 1))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point for the settings: values of Settings fields by name (any field),
+    and its stages, fixed or a coarse-to-fine schedule ending at ``size`` or at the long side
+    that a single --size N gives. Options given explicitly override a preset's values."""
+
+    description: str
+    values: dict[str, Any] = field(default_factory=dict)
+    fixed: tuple[Stage, ...] = LECTURE_STAGES  # the stages when there is no schedule
+    schedule: Optional[CoarseToFine] = None
+    size: Optional[int] = None  # the schedule's final long side when --size is not given
+
+    def stages_for(self, sizes: Sequence[Size] = ()) -> tuple[Stage, ...]:
+        """The stages for the --size values: none gives the preset's own; one long side N, with
+        a schedule, the schedule ending at N; otherwise one stage per size, each with the options
+        of the preset's stage in its place (its last stage for any after that)."""
+        if self.schedule is not None and len(sizes) <= 1 and all(isinstance(s, int) for s in sizes):
+            return self.schedule.stages(sizes[0] if sizes else self.size)
+        if not sizes:
+            return self.fixed
+        return tuple(self.stage(i).with_size(size) for i, size in enumerate(sizes))
+
+    def stage(self, index: int) -> Stage:
+        """The options of the preset's own stage at index (its last for any index after it)."""
+        own = self.stages_for()
+        return own[min(index, len(own) - 1)]
+
+
+# The presets, by name: --preset NAME, settings_for(NAME), stylize(preset=NAME). `lecture` is the
+# default and leaves every setting at the lecture's value.
+PRESETS = {
+    "lecture": Preset("the lecture's values: SGD, 300x200 then 1200x800, the content stretched (the default)"),
+    "photo": Preset(
+        "any photo and painting: L-BFGS, a strong style, ReLU taps, long sides doubling from 128 to --size N (512)",
+        values=dict(
+            style_weight=1e5,
+            tv_weight=10.0,
+            content_layers=(layer_index("relu4_2"),),
+            style_layers=tuple(layer_index(f"relu{b}_1") for b in range(1, 6)),
+            # Room for the quality options (style loss, normalised style layer weights, pooling,
+            # EMA of the iterate, border padding): their fields' values go here, by measurement.
+        ),
+        schedule=CoarseToFine(),
+        size=512,
+    ),
+}
+DEFAULT_PRESET = "lecture"
 
 
 @dataclass(frozen=True)
@@ -306,6 +377,10 @@ class Settings:
     """Everything a style-transfer run depends on."""
 
     stages: tuple[Stage, ...] = LECTURE_STAGES
+    # The preset the other values started from (settings_for applies one); the lecture's by default.
+    preset: str = option(DEFAULT_PRESET, "start from a preset's values (the presets are listed below); the options "
+                         "given override them (default: %(default)s)", group="preset",
+                         check=one_of(tuple(PRESETS), "preset"), choices=list(PRESETS))
     content_weight: float = option(1.0, "default: %(default)g", group="losses", check=number(allow_low=True),
                                    label="content weight", type=non_negative, to_text=floats_text)
     style_weight: float = option(1e3, "default: %(default)g", group="losses", check=number(), label="style weight",
@@ -548,6 +623,18 @@ class Settings:
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
+
+
+def settings_for(preset: str = DEFAULT_PRESET, size: Optional[Size] = None, **overrides) -> Settings:
+    """The settings of a preset (PRESETS) with overrides, Settings fields by name: the one place
+    a preset is applied. ``size`` is one --size value (a long side N ends the preset's
+    coarse-to-fine schedule there), instead of ``stages``. ValueError for an unknown preset."""
+    one_of(tuple(PRESETS), "preset")("preset", preset)
+    if size is not None and "stages" in overrides:
+        raise TypeError("give size or stages, not both")
+    chosen = PRESETS[preset]
+    stages = chosen.stages_for(() if size is None else (size,))
+    return Settings(**{**chosen.values, "stages": stages, **overrides, "preset": preset})
 
 
 # Settings' names in the metadata of images written by version 0.1 of the package.

@@ -126,11 +126,31 @@ def read_image(source, max_pixels: int = MAX_PIXELS, role: str = "image") -> np.
 SKIMAGE = "skimage:"
 # Callables of skimage.data that are not images.
 NOT_IMAGES = {"download_all", "lbp_frontal_face_cascade_filename"}
+# package:NAME, an image that ships inside this package (neural_style/data/NAME.jpg, see NOTICE).
+PACKAGE = "package:"
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+
+
+def is_named(text: str) -> bool:
+    """Whether text names an image that comes with a package (skimage:NAME, package:NAME), not a file."""
+    return text.startswith((SKIMAGE, PACKAGE))
+
+
+def packaged_image(name: str) -> Path:
+    """The file of package:NAME. ImageError, listing the packaged images, when there is none."""
+    files = {p.stem: p for p in PACKAGE_DATA.iterdir() if p.suffix.lower() in SAVE_FORMATS}
+    if name not in files:
+        raise ImageError(f"neural-style ships no image {name!r} (it ships " + ", ".join(
+            PACKAGE + stem for stem in sorted(files)) + ")")
+    return files[name]
 
 
 def read_source(text: str, max_pixels: int = MAX_PIXELS, role: str = "image") -> np.ndarray:
-    """An image named on the command line, read: a path (read_image's checks), or skimage:NAME
-    for scikit-image's own skimage.data.NAME(). ValueError when it cannot be used."""
+    """An image named on the command line, read: a path (read_image's checks), package:NAME for
+    an image this package ships, or skimage:NAME for scikit-image's own skimage.data.NAME().
+    ValueError when it cannot be used."""
+    if text.startswith(PACKAGE):
+        return read_image(packaged_image(text[len(PACKAGE):]), max_pixels, role)
     if not text.startswith(SKIMAGE):
         return read_image(text, max_pixels, role)
     from skimage import data
@@ -150,8 +170,8 @@ def read_source(text: str, max_pixels: int = MAX_PIXELS, role: str = "image") ->
 
 
 def source_stem(text: str) -> str:
-    """The name an image source gives an output: a file's stem, or the scikit-image name."""
-    return text[len(SKIMAGE):] if text.startswith(SKIMAGE) else Path(text).stem
+    """The name an image source gives an output: a file's stem, or the packaged image's name."""
+    return text.split(":", 1)[1] if is_named(text) else Path(text).stem
 
 
 def preprocess(img: Union[np.ndarray, nd.NDArray], image_shape: tuple[int, int], ctx: mx.Context = mx.cpu()) -> nd.NDArray:

@@ -30,11 +30,11 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .config import LECTURE_STAGES, Settings, positive
+from .config import Settings, positive
 from .hooks import StopFlag
-from .images import SKIMAGE, atomic_write, read_source, source_stem
+from .images import atomic_write, is_named, read_source, source_stem
 from .metadata import PREFIX, read_metadata, read_settings, styles_of
-from .options import add_settings_arguments, settings_from_args
+from .options import add_settings_arguments, presets_help, settings_from_args
 from .outputs import check_outputs, output_paths, write_result
 from .schedule import RESUME_MAY_CHANGE, Result, checkpoint_path, effective_settings
 from .signals import SignalHandlers
@@ -94,7 +94,7 @@ def expand_images(names: Union[PathLike, Sequence[PathLike]]) -> list[str]:
         names = [names]
     images = []
     for name in map(str, names):
-        if not name.startswith(SKIMAGE) and Path(name).is_dir():
+        if not is_named(name) and Path(name).is_dir():
             found = sorted(str(p) for p in Path(name).iterdir()
                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
             if not found:
@@ -170,7 +170,7 @@ def check_job(job: Job) -> tuple[np.ndarray, np.ndarray]:
         from .images import read_image
 
         read_image(s.init, s.max_pixels, "initial image")
-    files = [n for n in (job.content, job.style) if not n.startswith(SKIMAGE)]
+    files = [n for n in (job.content, job.style) if not is_named(n)]
     check_outputs(output_paths(job.output), files, job.overwrite)
     return content, style
 
@@ -548,7 +548,7 @@ def run_ray(todo: Sequence[int], jobs: Sequence[Job], summary: Summary, signals:
                 if name not in shipped:
                     shipped[name] = ray.put(images[name])
                 return shipped[name]
-            return name if name.startswith(SKIMAGE) else str(Path(name).resolve())
+            return name if is_named(name) else str(Path(name).resolve())
 
         for i in todo:
             job = jobs[i]
@@ -692,8 +692,8 @@ class BatchParser(argparse.ArgumentParser):
 
 def build_parser() -> BatchParser:
     """Every setting's option (the same as a single run's), and the batch's own."""
-    p = BatchParser(prog="neural-style batch", usage=USAGE, description=DESCRIPTION, allow_abbrev=False,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = BatchParser(prog="neural-style batch", usage=USAGE, description=DESCRIPTION, epilog=presets_help(),
+                    allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     run = add_settings_arguments(p)["run"]
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--overwrite", action="store_true",
@@ -756,9 +756,9 @@ def job_args(parser: argparse.ArgumentParser, base: argparse.Namespace, row: dic
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The Settings the options ask for; the lecture's stages by default."""
+    """The Settings the options ask for (the preset named, else the lecture's)."""
     try:
-        return settings_from_args(args, LECTURE_STAGES)
+        return settings_from_args(args)
     except ValueError as e:
         raise UsageError(str(e)) from None
 

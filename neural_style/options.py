@@ -3,10 +3,9 @@ parser, the Settings an argument list asks for, and the arguments that give a Se
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, Field, fields
-from typing import Sequence
+from dataclasses import MISSING, Field, fields, replace
 
-from .config import GROUPS, SIZE_OPTION, Settings, Stage, parse_size
+from .config import DEFAULT_PRESET, GROUPS, PRESETS, SIZE_OPTION, Preset, Settings, Stage, settings_for
 
 # The Stage fields that are options, each taking one value per stage or one for all.
 STAGE_OPTIONS = tuple(f for f in fields(Stage) if "help" in f.metadata)
@@ -19,7 +18,8 @@ def flags(f: Field) -> list[str]:
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
     """Every setting's option on parser, in its group; returns the groups by key (config.GROUPS),
-    for the caller's own options."""
+    for the caller's own options. An option not given parses as None, so that the preset's value
+    can take its place (settings_from_args); its help names the lecture's default."""
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
     schedule = groups["schedule"]
     schedule.add_argument(SIZE_OPTION["flag"], **{k: v for k, v in SIZE_OPTION.items() if k != "flag"})
@@ -29,45 +29,57 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> dict[str, argpars
     for f in STAGE_OPTIONS:
         schedule.add_argument(*flags(f), dest=f.name, help=f.metadata["help"], **f.metadata["argparse"])
     for f in SETTINGS_OPTIONS:
-        groups[f.metadata["group"]].add_argument(*flags(f), dest=f.name, default=f.default, help=f.metadata["help"],
-                                                 **f.metadata["argparse"])
+        groups[f.metadata["group"]].add_argument(*flags(f), dest=f.name,
+                                                 help=f.metadata["help"] % {"default": f.default}, **f.metadata["argparse"])
     return groups
 
 
-def build_stages(args: argparse.Namespace, defaults: Sequence[Stage]) -> tuple[Stage, ...]:
-    """Per-stage options over the default schedule; stages past the defaults repeat the last one.
-    ValueError when an option has neither one value nor one per stage."""
-    sizes = list(args.size or [parse_size(s.size_text()) for s in defaults])
+def presets_help() -> str:
+    """The presets, one line each, for the end of a parser's help."""
+    width = max(map(len, PRESETS))
+    return "presets (--preset NAME; the defaults shown above are the lecture's):\n" + "\n".join(
+        f"  {name:<{width}}  {preset.description}" for name, preset in PRESETS.items())
+
+
+def build_stages(args: argparse.Namespace, preset: Preset) -> tuple[Stage, ...]:
+    """The preset's stages for --size (Preset.stages_for) and --original-size, with the per-stage
+    options given over them. ValueError when an option has neither one value nor one per stage."""
+    stages = preset.stages_for(args.size or ())
     if args.original_size:
-        sizes.append("original")
-    n = len(sizes)
+        stages += (preset.stage(len(stages)).with_size("original"),)
+    n = len(stages)
     columns = {}
     for f in STAGE_OPTIONS:
         values = getattr(args, f.name)
         if values is None:
-            values = [getattr(defaults[min(i, len(defaults) - 1)], f.name) for i in range(n)]
-        elif len(values) == 1:
+            continue
+        if len(values) == 1:
             values = values * n
         elif len(values) != n:
             raise ValueError(f"{flags(f)[0]} has {len(values)} values for {n} stages")
         columns[f.name] = values
-    return tuple(Stage.sized(size, **{k: v[i] for k, v in columns.items()}) for i, size in enumerate(sizes))
+    return tuple(replace(stage, **{k: v[i] for k, v in columns.items()}) for i, stage in enumerate(stages))
 
 
-def settings_from_args(args: argparse.Namespace, defaults: Sequence[Stage]) -> Settings:
-    """The Settings the parsed arguments ask for, validated (ValueError when they do not fit)."""
-    return Settings(stages=build_stages(args, defaults),
-                    **{f.name: getattr(args, f.name) for f in SETTINGS_OPTIONS}).validate()
+def settings_from_args(args: argparse.Namespace, preset: str = DEFAULT_PRESET) -> Settings:
+    """The Settings the parsed arguments ask for, validated (ValueError when they do not fit): the
+    preset's (--preset, else ``preset``) with the options given over it."""
+    given = {f.name: getattr(args, f.name) for f in SETTINGS_OPTIONS if getattr(args, f.name) is not None}
+    given.setdefault("preset", preset)
+    return settings_for(stages=build_stages(args, PRESETS[given["preset"]]), **given).validate()
 
 
 def settings_to_argv(settings: Settings) -> list[str]:
-    """Options that give settings back through settings_from_args (what `info` prints): every
-    per-stage option, and each setting that is not its default."""
-    argv = [SIZE_OPTION["flag"], *(s.size_text() for s in settings.stages)]
+    """Options that give settings back through settings_from_args (what `info` prints): the
+    preset first, every per-stage option, and each setting that is not the lecture's default or
+    not the preset's value (so the values hold even where a later version retunes the preset)."""
+    preset = PRESETS[settings.preset].values if settings.preset in PRESETS else {}
+    given = {}
+    for f in SETTINGS_OPTIONS:
+        value, default = getattr(settings, f.name), f.default if f.default is not MISSING else None
+        if value is not None and (value != default or value != preset.get(f.name, default)):
+            given[f.name] = [flags(f)[0], *f.metadata["to_text"](value)]
+    argv = [*given.pop("preset", []), SIZE_OPTION["flag"], *(s.size_text() for s in settings.stages)]
     for f in STAGE_OPTIONS:
         argv += [flags(f)[0], *(text for s in settings.stages for text in f.metadata["to_text"](getattr(s, f.name)))]
-    for f in SETTINGS_OPTIONS:
-        value = getattr(settings, f.name)
-        if value != (f.default if f.default is not MISSING else None) and value is not None:
-            argv += [flags(f)[0], *f.metadata["to_text"](value)]
-    return argv
+    return argv + [text for option in given.values() for text in option]

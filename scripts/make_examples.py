@@ -28,7 +28,6 @@ from neural_style import stylize  # noqa: E402
 from neural_style.cli import build_parser  # noqa: E402
 from neural_style.images import read_source  # noqa: E402
 from neural_style.options import settings_from_args  # noqa: E402
-from neural_style.config import LECTURE_STAGES  # noqa: E402
 from neural_style.images import save_image  # noqa: E402
 
 CAT, IHC, COFFEE = "skimage:chelsea", "skimage:immunohistochemistry", "skimage:coffee"
@@ -96,7 +95,7 @@ def main() -> None:
     for name in args.names or EXAMPLES:
         content, styles, extra = EXAMPLES[name]
         argv = command(content, styles, merge(BASE, extra))
-        settings = settings_from_args(cli.parse_args(argv), LECTURE_STAGES)
+        settings = settings_from_args(cli.parse_args(argv))
         out = args.out / f"{name}.png"
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:

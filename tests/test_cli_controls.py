@@ -8,7 +8,7 @@ from PIL import Image
 
 from neural_style.cli import build_parser, main
 from neural_style.options import settings_from_args, settings_to_argv
-from neural_style.config import LECTURE_STAGES, Settings
+from neural_style.config import Settings
 
 from conftest import smooth_image
 from test_cli import run_cli
@@ -35,7 +35,7 @@ def pixels(path):
 def parse(argv):
     parser = build_parser()
     try:
-        return settings_from_args(parser.parse_args(argv), LECTURE_STAGES)
+        return settings_from_args(parser.parse_args(argv))
     except ValueError as e:
         parser.error(str(e))
 
@@ -130,6 +130,17 @@ def test_images_inside_scikit_image_by_name():
     for bad in ("skimage:nope", "skimage:download_all", "skimage:_fetch"):
         with pytest.raises(ValueError, match="scikit-image has no image"):
             read_source(bad)
+
+
+def test_images_inside_the_package_by_name():
+    from neural_style.images import PACKAGE_DATA, read_image, read_source, source_stem
+
+    starry = read_source("package:starry_night")
+    assert starry.shape == (409, 512, 3)
+    np.testing.assert_array_equal(starry, read_image(PACKAGE_DATA / "starry_night.jpg"))
+    assert source_stem("package:starry_night") == "starry_night" and source_stem("skimage:coffee") == "coffee"
+    with pytest.raises(ValueError, match="neural-style ships no image 'mona_lisa' .*package:starry_night"):
+        read_source("package:mona_lisa")
 
 
 def test_info_on_an_image_without_settings(tmp_path, rng, capsys):
