@@ -112,7 +112,8 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 BORDER_RING = 6
 
-METRICS = ("style_distance", "content_distance", "border_excess", "seconds")
+# What is compared (lower is better on each), with the decimals it is shown with.
+METRICS = {"style_distance": 3, "content_distance": 3, "border_excess": 2, "seconds": 1}
 SHEET_TILE_HEIGHT = 256
 SHEET_LABEL_HEIGHT = 16
 MARKS = report_marks("quality.py")
@@ -369,14 +370,13 @@ def verdict(photo: Optional[dict[str, Any]], pastiche: Optional[dict[str, Any]])
     """Whether photo is no worse than pastiche on every metric (lower is better on all)."""
     if photo is None or pastiche is None:
         return "no verdict (photo and pastiche are both needed)"
-    worse = [f"{m} {fmt(photo[m], 3)} > {fmt(pastiche[m], 3)}" for m in METRICS if photo[m] > pastiche[m]]
+    worse = [f"{m} {fmt(photo[m], d)} > {fmt(pastiche[m], d)}" for m, d in METRICS.items() if photo[m] > pastiche[m]]
     return "photo dominates pastiche" if not worse else "photo is worse on " + ", ".join(worse)
 
 
 def result_rows(results: list[dict[str, Any]]) -> list[list[str]]:
-    return [[r["pair"], f"{r['size']} ({r['output_size'][0]}x{r['output_size'][1]})", r["method"],
-             fmt(r["style_distance"], 3), fmt(r["content_distance"], 3), fmt(r["border_excess"], 2),
-             fmt(r["seconds"], 1)] for r in results]
+    return [[r["pair"], f"{r['size']} ({r['output_size'][0]}x{r['output_size'][1]})", r["method"]]
+            + [fmt(r[m], d) for m, d in METRICS.items()] for r in results]
 
 
 RESULT_HEADER = ("pair", "size (output)", "method", "style distance", "content distance", "border excess",
