@@ -57,8 +57,15 @@ GRAD_TOLERANCE = 1e-3
 # Thread settings a user may have exported; every worker starts without them so that each
 # path runs with its own defaults (the workers set what they need themselves).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-MARK_BEGIN = "<!-- benchmark.py: begin (generated; edits between these marks are overwritten) -->"
-MARK_END = "<!-- benchmark.py: end -->"
+
+
+def report_marks(script: str) -> tuple[str, str]:
+    """The comments that fence the part of a report that script writes."""
+    return (f"<!-- {script}: begin (generated; edits between these marks are overwritten) -->",
+            f"<!-- {script}: end -->")
+
+
+MARK_BEGIN, MARK_END = report_marks("benchmark.py")
 
 # VGG19's features 0..28 (gluon.model_zoo.vision.vgg19().features): 3x3 convolutions with
 # padding 1 as (index, in channels, out channels), 2x2 max-pools with stride 2 (floor), and a
@@ -670,21 +677,23 @@ def check_text(check: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def write_report(path: Path, body: str) -> None:
-    """Replace the generated part of path (between the marks), keeping everything else."""
-    block = f"{MARK_BEGIN}\n{body.rstrip()}\n{MARK_END}"
+def write_report(path: Path, body: str, marks: tuple[str, str] = (MARK_BEGIN, MARK_END),
+                 title: str = "# Benchmarks\n\nWritten by `scripts/benchmark.py --write docs/BENCHMARKS.md`.") -> None:
+    """Replace the generated part of path (between the marks), keeping everything else; a new
+    file starts with title."""
+    begin, end = marks
+    block = f"{begin}\n{body.rstrip()}\n{end}"
     if path.is_file():
         text = path.read_text()
-        if MARK_BEGIN in text and MARK_END in text:
-            head, rest = text.split(MARK_BEGIN, 1)
-            _, tail = rest.split(MARK_END, 1)
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            _, tail = rest.split(end, 1)
             path.write_text(head + block + tail)
             return
         path.write_text(text.rstrip() + "\n\n## Measured\n\n" + block + "\n")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# Benchmarks\n\nWritten by `scripts/benchmark.py --write docs/BENCHMARKS.md`.\n\n"
-                    "## Measured\n\n" + block + "\n")
+    path.write_text(title + "\n\n## Measured\n\n" + block + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

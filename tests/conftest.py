@@ -1,9 +1,25 @@
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 SHARED_LECTURE = Path(__file__).resolve().parent.parent.parent / "shared" / "lecture"
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def script_module(name):
+    """scripts/NAME.py loaded as a module, for a fixture to yield from; sys.modules holds it
+    meanwhile (dataclasses look their module up there), and sys.path is restored after."""
+    path = list(sys.path)
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+    sys.path[:] = path
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,12 @@
 """The benchmark script's pure logic (FLOP count, sizes, report writing); nothing is timed here."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+from conftest import script_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from script_module("benchmark")
 
 
 def test_flops_at_300x200_by_hand(bench):
