@@ -446,11 +446,13 @@ class Settings:
         check=number(), label="activation scale", type=positive(float), to_text=floats_text)
     pooling: str = option(
         "max", "VGG's pooling: max (the lecture's) or avg (2x2 averages, each pool's output rescaled by a measured "
-        "factor so that the activations after it keep max-pooling's mean; Gatys et al. found it smoother) "
+        "factor so that the activations after it keep max-pooling's mean; Gatys et al. found its images slightly "
+        "more appealing) "
         "(default: %(default)s)", group="network", check=one_of(POOLINGS, "pooling"), choices=list(POOLINGS))
     padding: str = option(
         "zeros", "how VGG's convolutions extend the image past its border: zeros (the lecture's, which leaves a "
-        "light frame), reflect (mirrored) or replicate (the edge pixels repeated) (default: %(default)s)",
+        "frame along the border), reflect (the image mirrored, which removes it) or replicate (the edge pixels "
+        "repeated) (default: %(default)s)",
         group="network", check=one_of(PADDINGS, "padding"), choices=list(PADDINGS))
     device: str = option("cpu", "cpu, gpu or gpu:N (default: %(default)s)", group="network")
     precision: str = option(

@@ -2,8 +2,9 @@
 history of the losses, the user's callback, snapshots and checkpoints, the stop flag, resume.
 
 transfer() attaches them in this order: guard, the average (with --ema), history, run
-(schedule.Run), snapshots, callback, stop, and for a resumed stage, last, the resume. A hook that holds state names itself
-(``name``) and can save and restore it, so a checkpoint is the loop's state plus each hook's.
+(schedule.Run), snapshots, callback, stop, and for a resumed stage, last, the resume. A hook
+that holds state names itself (``name``) and can save and restore it, so a checkpoint is the
+loop's state plus each hook's.
 """
 from __future__ import annotations
 
