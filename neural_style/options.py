@@ -61,18 +61,20 @@ def build_stages(args: argparse.Namespace, preset: Preset) -> tuple[Stage, ...]:
     return tuple(replace(stage, **{k: v[i] for k, v in columns.items()}) for i, stage in enumerate(stages))
 
 
-def settings_from_args(args: argparse.Namespace, preset: str = DEFAULT_PRESET) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     """The Settings the parsed arguments ask for, validated (ValueError when they do not fit): the
-    preset's (--preset, else ``preset``) with the options given over it."""
+    preset's (--preset, else the lecture's) with the options given over it."""
     given = {f.name: getattr(args, f.name) for f in SETTINGS_OPTIONS if getattr(args, f.name) is not None}
-    given.setdefault("preset", preset)
+    given.setdefault("preset", DEFAULT_PRESET)
     return settings_for(stages=build_stages(args, PRESETS[given["preset"]]), **given).validate()
 
 
 def settings_to_argv(settings: Settings) -> list[str]:
     """Options that give settings back through settings_from_args (what `info` prints): the
     preset first, every per-stage option, and each setting that is not the lecture's default or
-    not the preset's value (so the values hold even where a later version retunes the preset)."""
+    not the preset's value (so the values hold even where a later version retunes the preset).
+    A lone stage by long side N under a preset with a schedule would come back as that schedule;
+    resolved settings (a result's: every size WxH) always come back as they are."""
     preset = PRESETS[settings.preset].values if settings.preset in PRESETS else {}
     given = {}
     for f in SETTINGS_OPTIONS:
