@@ -425,12 +425,11 @@ def write_sheet(path: Path, pair: Sequence[str], images: dict[str, Path], runs: 
     contact_sheet(tiles).save(path, quality=85)
 
 
-def partial_note(methods: Sequence[str], sizes: Sequence[int], pairs: Sequence[Sequence[str]],
-                 steps: Optional[int]) -> str:
-    """What of the full comparison this run left out ('' when it is the full one)."""
-    missing = [f"method {m}" for m in METHODS if m not in methods]
-    missing += [f"size {s}" for s in DEFAULT_SIZES if s not in sizes]
-    missing += [f"pair {pair_name(p)}" for p in PAIRS if tuple(p) not in {tuple(q) for q in pairs}]
+def partial_note(results: list[dict[str, Any]], steps: Optional[int]) -> str:
+    """What of the full comparison the results leave out ('' when they are the full one)."""
+    missing = [f"method {m}" for m in METHODS if m not in {r["method"] for r in results}]
+    missing += [f"size {s}" for s in DEFAULT_SIZES if s not in {r["size"] for r in results}]
+    missing += [f"pair {pair_name(p)}" for p in PAIRS if pair_name(p) not in {r["pair"] for r in results}]
     if steps is not None:
         missing.append(f"the methods' own step counts (this run: {steps} steps)")
     return "" if not missing else "**Partial run**: without " + ", ".join(missing) + "."
@@ -440,8 +439,9 @@ def report_markdown(info: dict[str, Any], results: list[dict[str, Any]], sheets:
     lines = [f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores), commit {info['commit']}, "
              f"by `{info['command']}`; seconds are the median of {info['repeat']} timing(s) of the whole command.",
              ""]
-    if info["partial"]:
-        lines += [info["partial"], ""]
+    partial = partial_note(results, info["steps"])
+    if partial:
+        lines += [partial, ""]
     lines += ["Command lines (the METHODS table of scripts/quality.py):", ""]
     lines += [f"- {name}: `{METHODS[name].template}`" for name in info["methods"]]
     lines += ["", markdown_table(RESULT_HEADER, result_rows(results)), "", "Photo against pastiche:", ""]
@@ -449,6 +449,24 @@ def report_markdown(info: dict[str, Any], results: list[dict[str, Any]], sheets:
     lines += ["", "Contact sheets (content, style, then each method):", ""]
     lines += [f"- [{p.stem}](quality/{p.name})" for p in sheets]
     return "\n".join(lines)
+
+
+def measured_rows(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]], images: dict[str, Path],
+                  python: Path, work: Path) -> list[dict[str, Any]]:
+    """One result per method of one pair and size: the evaluator's metrics and the timings."""
+    jobs = [{"output": run["output"], "content": str(images[pair[0]]), "style": str(images[pair[1]])}
+            for run in runs.values()]
+    return [{"pair": pair_name(pair), "size": size, "method": m, **values,
+             "seconds": statistics.median(run["seconds"]), "timings": run["seconds"], "command": run["command"]}
+            for (m, run), values in zip(runs.items(), run_evaluator(python, jobs, work))]
+
+
+def write_outputs(docs: Path, info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> None:
+    """quality.json and the generated part of QUALITY.md, for what has been measured so far."""
+    (docs / "quality").mkdir(parents=True, exist_ok=True)
+    (docs / "quality" / "quality.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
+    write_report(docs / "QUALITY.md", report_markdown(info, results, sheets), MARKS,
+                 "# Quality\n\nWritten by `scripts/quality.py`.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,38 +531,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="quality-"))
     docs = args.docs or (Path(tempfile.mkdtemp(prefix="quality-quick-")) if args.quick else ROOT / "docs")
     tools = {"python": args.python, "pastiche": str(pastiche)}
-    images = write_images({n for p in pairs for n in p}, work / "images")
-    results, sheets = [], []
+    info = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count(),
+            "commit": git_commit(), "repeat": args.repeat, "methods": list(args.methods), "steps": steps,
+            "command": "python scripts/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])}
+    results: list[dict[str, Any]] = []
+    sheets: list[Path] = []
     try:
+        images = write_images({n for p in pairs for n in p}, work / "images")
         for pair in pairs:
             for size in sizes:
                 runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps)
-                jobs = [{"output": runs[m]["output"], "content": str(images[pair[0]]),
-                         "style": str(images[pair[1]])} for m in args.methods]
-                metrics = run_evaluator(bench_python(args.bench_venv), jobs, work)
-                for m, values in zip(args.methods, metrics):
-                    results.append({"pair": pair_name(pair), "size": size, "method": m, **values,
-                                    "seconds": statistics.median(runs[m]["seconds"]),
-                                    "timings": runs[m]["seconds"], "command": runs[m]["command"]})
+                results += measured_rows(pair, size, runs, images, bench_python(args.bench_venv), work)
                 sheets.append(docs / "quality" / f"{pair_name(pair)}_{size}.jpg")
                 write_sheet(sheets[-1], pair, images, runs)
+                write_outputs(docs, info, results, sheets)
     except RunError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    info = {"date": datetime.date.today().isoformat(), "cpu": cpu_model(), "cores": os.cpu_count(),
-            "commit": git_commit(), "repeat": args.repeat, "methods": list(args.methods),
-            "command": "python scripts/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-            "partial": partial_note(args.methods, sizes, pairs, steps)}
     print("\n" + markdown_table(RESULT_HEADER, result_rows(results)))
     for pair, size, text in verdicts(results):
         print(f"{pair} at {size}: {text}")
-    (docs / "quality").mkdir(parents=True, exist_ok=True)
-    (docs / "quality" / "quality.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
-    write_report(docs / "QUALITY.md", report_markdown(info, results, sheets), MARKS,
-                 "# Quality\n\nWritten by `scripts/quality.py`.")
     print(f"\nwrote {docs / 'QUALITY.md'}, {len(sheets)} contact sheet(s) and quality.json in {docs / 'quality'}")
     return 0
 

@@ -140,10 +140,14 @@ def test_verdict(quality):
     assert quality.verdict(None, pastiche).startswith("no verdict")
 
 
-def test_partial_note(quality):
-    full = quality.partial_note(list(quality.METHODS), list(quality.DEFAULT_SIZES), list(quality.PAIRS), None)
-    assert full == ""
-    note = quality.partial_note(["pastiche", "lecture"], [256], list(quality.PAIRS[:2]), None)
+def test_partial_note_names_what_the_results_leave_out(quality):
+    def rows(methods, sizes, pairs):
+        return [{"method": m, "size": s, "pair": quality.pair_name(p)} for m in methods for s in sizes for p in pairs]
+
+    full = rows(quality.METHODS, quality.DEFAULT_SIZES, quality.PAIRS)
+    assert quality.partial_note(full, None) == ""
+    assert quality.partial_note(full, 3) == "**Partial run**: without the methods' own step counts (this run: 3 steps)."
+    note = quality.partial_note(rows(["pastiche", "lecture"], [256], quality.PAIRS[:2]), None)
     assert note.startswith("**Partial run**") and "method photo" in note and "size 512" in note
     assert quality.pair_name(quality.PAIRS[2]) in note and quality.pair_name(quality.PAIRS[0]) not in note
 
