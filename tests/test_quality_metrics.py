@@ -120,10 +120,11 @@ def test_commands_of_the_methods(quality):
     tools = {"python": "/py", "pastiche": "/bench/bin/pastiche"}
     c, s, o = Path("c.png"), Path("s.png"), Path("o.png")
     assert quality.command(quality.METHODS["pastiche"], tools, c, s, o, 256) == [
-        "/bench/bin/pastiche", "--content", "c.png", "--styles", "s.png", "--output", "o.png", "--size", "256"]
+        "/bench/bin/pastiche", "--content", "c.png", "--styles", "s.png", "--output", "o.png", "--size", "256", "--num-steps", "100"]
+    assert quality.command(quality.METHODS["pastiche"], tools, c, s, o, 256, steps=3)[-2:] == ["--num-steps", "3"]
     lecture = quality.command(quality.METHODS["lecture"], tools, c, s, o, 512, steps=3)
     assert lecture[:3] == ["/py", "-m", "neural_style"]
-    assert lecture[-5:] == ["--size", "128", "512", "--epochs", "3"]
+    assert lecture[-7:] == ["--preset", "lecture", "--size", "128", "512", "--epochs", "3"]
     assert quality.command(quality.METHODS["photo"], tools, c, s, o, 256)[-4:] == ["--preset", "photo", "--size", "256"]
 
 
