@@ -1,15 +1,20 @@
 """The exceptions that end a run early; each carries the work done so far."""
 from __future__ import annotations
 
+import contextlib
 import re
+import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from mxnet import nd
+from mxnet import base, nd
 
-# How MXNet (CPU and GPU) and numpy word a failed allocation, and MXNet's limit on a tensor's size.
-OUT_OF_MEMORY = re.compile(r"out of memory|bad_alloc|failed to allocate|cannot allocate memory|larger than 2\^31 elements",
-                           re.IGNORECASE)
+from . import runtime
+
+# How MXNet (CPU and GPU), oneDNN (a memory it could not allocate) and numpy word a failed
+# allocation, and MXNet's limit on a tensor's size.
+OUT_OF_MEMORY = re.compile(r"out of memory|bad_alloc|failed to allocate|cannot allocate memory|"
+                           r"could not create a memory object|larger than 2\^31 elements", re.IGNORECASE)
 
 
 class PartialWork(BaseException):
@@ -46,3 +51,19 @@ class OutOfMemory(PartialWork, RuntimeError):
 
 def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or bool(OUT_OF_MEMORY.search(str(error)))
+
+
+def drain_engine() -> None:
+    """Wait for the work MXNet's engine holds and drop the errors it stored: after an allocation
+    failed, the work queued behind it fails too, and the engine raises that again when Python
+    exits (MXNotifyShutdown), C++ traceback and all, unless someone has waited for it."""
+    with contextlib.suppress(base.MXNetError):
+        nd.waitall()
+
+
+def free_failed_work(error: BaseException) -> None:
+    """Free what a failed allocation's work still holds, so that saving the last good image finds
+    memory: the arrays in the locals of the frames it unwound (its traceback keeps them), and the
+    freed memory that glibc keeps for the next epoch (runtime.keep_freed_memory), handed back."""
+    traceback.clear_frames(error.__traceback__)
+    runtime.keep_freed_memory(False)

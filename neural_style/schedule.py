@@ -20,7 +20,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, trainer_st
 from .config import Settings
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
                        style_list, style_targets)
-from .errors import Interrupted, OutOfMemory, PartialWork, is_out_of_memory
+from .errors import Interrupted, OutOfMemory, PartialWork, drain_engine, free_failed_work, is_out_of_memory
 from .hooks import Average, Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
 from .losses import style_statistic
@@ -67,6 +67,23 @@ def static_memory(net: FeatureNet, pixels: int) -> Iterator[None]:
         yield
     finally:
         net.hybridize(False)
+
+
+@contextlib.contextmanager
+def out_of_memory(where: str, fix: str, ctx: mx.Context, stage: int = 0) -> Iterator[None]:
+    """An allocation that fails inside (MXNet's or numpy's) as one OutOfMemory: where it happened,
+    on which device, and what to try. After any MXNet error the engine is drained first: the work
+    it queued behind the failure would raise it again, C++ traceback and all, when Python exits."""
+    try:
+        yield
+    except (mx.base.MXNetError, MemoryError) as e:
+        drain_engine()
+        if not is_out_of_memory(e):
+            raise
+        free_failed_work(e)
+        other = ("--device cpu if the machine has more memory than the GPU" if ctx.device_type == "gpu"
+                 else "a GPU (--device gpu)")
+        raise OutOfMemory(f"out of memory {where} on {ctx}; try {fix}, or {other}").at(stage, 0) from e
 
 
 def next_stage_init(X: nd.NDArray, image_shape: tuple[int, int]) -> nd.NDArray:
@@ -230,8 +247,10 @@ def transfer(
     """
     settings = (settings or Settings()).validate()
     ctx = get_context(settings.device)
-    content_img = load_image(content, settings.max_pixels)
-    style_imgs = [load_image(s, settings.max_pixels) for s in style_list(style)]
+    with out_of_memory("loading the images", "smaller images", ctx):
+        content_img = load_image(content, settings.max_pixels)
+        style_imgs = [load_image(s, settings.max_pixels) for s in style_list(style)]
+        content_net, style_nets = network_images(content_img, style_imgs, settings.preserve_colors)
     weights = blend_weights(settings, len(style_imgs))
     inputs = {"content": fingerprint(content_img), "styles": [fingerprint(s) for s in style_imgs]}
     ckpt = None
@@ -248,9 +267,9 @@ def transfer(
         mx.random.seed(settings.seed)
         np.random.seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    net = feature_net(settings, ctx)
+    with out_of_memory("loading VGG19", "closing other programs", ctx):
+        net = feature_net(settings, ctx)
     statistic = style_statistic(settings)
-    content_net, style_nets = network_images(content_img, style_imgs, settings.preserve_colors)
 
     run = Run(settings, content_img, inputs, save_to)
     guard, history = DivergenceGuard(settings.max_recoveries), History(settings.report_every)
@@ -270,21 +289,23 @@ def transfer(
         if ckpt is not None and s < ckpt.stage:
             continue
         start = time.perf_counter()
+        where = f"at stage {s + 1}/{len(settings.stages)} ({stage.width}x{stage.height})"
         try:
-            content_X = preprocess(content_net, stage.image_shape, ctx)
-            contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
-            styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic)
-            resumed = ckpt is not None and s == ckpt.stage
-            if resumed:
-                X = content_X  # a placeholder of the stage's shape: Resume puts the checkpoint's image back
-            elif X is None:
-                X = initial_image(settings, content_X, stage, rng, ctx)
-            else:
-                X = next_stage_init(X, stage.image_shape)
-            with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
-                X = train(X, Objective(net, contents_Y, styles_Y_gram, settings, statistic), stage, settings,
-                          [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
-            run.stage_images.append(run.image(X))
+            with out_of_memory(where, "a smaller --size or fewer stages", ctx, s):
+                content_X = preprocess(content_net, stage.image_shape, ctx)
+                contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
+                styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic)
+                resumed = ckpt is not None and s == ckpt.stage
+                if resumed:
+                    X = content_X  # a placeholder of the stage's shape: Resume puts the checkpoint's image back
+                elif X is None:
+                    X = initial_image(settings, content_X, stage, rng, ctx)
+                else:
+                    X = next_stage_init(X, stage.image_shape)
+                with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
+                    X = train(X, Objective(net, contents_Y, styles_Y_gram, settings, statistic), stage, settings,
+                              [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
+                run.stage_images.append(run.image(X))
         except PartialWork as e:
             if e.image is not None:
                 e.result = run.result(history.entries, run.image(e.image), time.perf_counter() - start)
@@ -294,14 +315,5 @@ def transfer(
                 with contextlib.suppress(OSError):  # the image is saved anyway; resume then starts earlier
                     e.checkpoint = run.checkpoint(checkpoint_path(save_to))
             raise
-        except (mx.base.MXNetError, MemoryError) as e:
-            if not is_out_of_memory(e):
-                raise
-            advice = ("a smaller --size or fewer stages, or --device cpu if the machine has more memory than the GPU"
-                      if ctx.device_type == "gpu" else "a smaller --size or fewer stages, or a GPU (--device gpu)")
-            error = OutOfMemory(f"out of memory at stage {s + 1}/{len(settings.stages)} ({stage.width}x{stage.height}) "
-                                f"on {ctx}; try {advice}").at(s, 0)
-            error.result = run.result(history.entries) if run.stage_images else None
-            raise error from e
         run.stage_seconds.append(time.perf_counter() - start)
     return run.result(history.entries)

@@ -2,9 +2,11 @@
 work on signals, divergence or memory exhaustion. Where the behaviour is about exit codes,
 signals and files the real CLI runs as a subprocess; the many small cases run main() in-process."""
 import json
+import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -271,6 +273,46 @@ def test_out_of_memory_says_the_size_and_what_to_try(tmp_path, pair, capsys):
     assert f"saved the last good image: {out} (32x24)" in err  # stage 1's result is kept
     assert decodes(out) == (32, 24)
     assert json.loads(out.with_suffix(".json").read_text())["status"] == "out of memory"
+
+
+# The command line under an address-space limit (what `ulimit -v` sets) of BUDGET MiB above what the
+# process already maps once MXNet's threads run, so that the limit means the same on any machine.
+# Exit status 77: the hard limit does not allow it.
+LIMITED_CLI = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    from mxnet import nd
+    from neural_style.cli import main
+
+    nd.array(np.ones((2048, 1024), np.float32)).sum().asnumpy()  # starts MXNet's and OpenMP's threads
+    with open("/proc/self/statm") as f:
+        limit = int(f.read().split()[0]) * resource.getpagesize() + int(sys.argv[1]) * 2**20
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        sys.exit(77)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the address-space limit is read from /proc")
+@pytest.mark.parametrize("budget, sizes, message", [
+    # VGG19's weights do not fit.
+    (60, ["32x24"], "out of memory loading VGG19 on cpu(0); try closing other programs, or a GPU (--device gpu)"),
+    # Stage 1 fits; stage 2's style targets and loop do not (conv1_1's output alone is 768 MB).
+    (700, ["32x24", "2000x1500"], "out of memory at stage 2/2 (2000x1500) on cpu(0); try a smaller --size or fewer "
+                                  "stages, or a GPU (--device gpu); saved the last good image: "),
+])
+def test_running_out_of_memory_is_one_line_and_exit_status_2(tmp_path, pair, budget, sizes, message):
+    out = tmp_path / "r.png"
+    proc = subprocess.run([sys.executable, "-c", LIMITED_CLI, str(budget), *map(str, pair), "-o", str(out),
+                           "--size", *sizes, "--epochs", "1", "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    if proc.returncode == 77:
+        pytest.skip("the hard address-space limit is too low to set this one")
+    assert proc.returncode == 2, proc.stderr
+    line, = proc.stderr.splitlines()  # no C++ traceback, at exit or before
+    assert line.startswith(f"neural-style: error: {message}")
 
 
 def test_other_mxnet_errors_are_one_line_without_mxnets_traceback(tmp_path, pair, capsys):

@@ -152,6 +152,7 @@ def test_giving_up_on_divergence_keeps_the_last_good_image():
     "Check failed: e == cudaSuccess: out of memory",
     "std::bad_alloc",
     "Failed to allocate CPU Memory",
+    "could not create a memory object",  # oneDNN's words
 ])
 def test_out_of_memory_names_the_stage_size_and_what_to_try(text, rng):
     oom_at_stage_two = RaiseAtStart(64, mx.base.MXNetError(
