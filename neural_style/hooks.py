@@ -186,7 +186,9 @@ class StopFlag(Protocol):
 
 
 class Stop(Hook):
-    """Ends the stage with Interrupted, carrying the guard's last good image, once ``flag`` is set."""
+    """Ends the stage with Interrupted, carrying the guard's last good image, once ``flag`` is set:
+    after an epoch, or between two tiles of a tiled one, whose partial work is dropped (the loop,
+    and so a checkpoint, stand as after the last full epoch)."""
 
     def __init__(self, flag: StopFlag, guard: DivergenceGuard) -> None:
         self.flag, self.guard = flag, guard
@@ -195,6 +197,22 @@ class Stop(Hook):
         if self.flag.is_set():
             raise Interrupted(f"stopped at stage {loop.index + 1}, epoch {loop.epoch}").at(
                 loop.index, loop.epoch, self.guard.last_good)
+
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        if self.flag.is_set():
+            raise Interrupted(f"stopped at stage {loop.index + 1} during epoch {loop.epoch + 1}, which is dropped").at(
+                loop.index, loop.epoch, self.guard.last_good)
+
+
+class OnTile(Hook):
+    """Calls ``report(done, total)`` between the tiles of a tiled epoch (the command line's
+    progress bar moves within a long epoch)."""
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        self.report = report
+
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        self.report(done, total)
 
 
 class Resume(Hook):

@@ -79,7 +79,7 @@ def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
     bfloat16 on oneDNN, its weights stored in bfloat16, its input and tapped outputs float32
     (so the gradient reaches a float32 image, and the Gram matrices and losses stay float32).
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
-    instead fails in oneDNN. The copy has net's ``taps`` and no parameter gradients."""
+    instead fails in oneDNN. The copy has net's ``taps`` and ``windows`` and no parameter gradients."""
     net.hybridize()
     side = min_side(net.taps)
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
