@@ -238,9 +238,31 @@ def stripped(history):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
+class TiledStages(Hook):
+    """Records the stages whose epochs come in tiles."""
+
+    def __init__(self):
+        self.stages = set()
+
+    def within_epoch(self, loop, done, total):
+        self.stages.add(loop.index)
+
+
 def test_transfer_in_tiles_follows_the_untiled_run():
-    tiled, untiled = transfer(*demo_pair(), tiny(16)), transfer(*demo_pair(), tiny(0))
-    assert tiled.settings.max_memory > 0 and tiled.settings.tile_size == 16
+    """Two stages, of which only the one larger than a tile is tiled; two styles blended, at
+    another scale than the content (their moments are taken in tiles of their own size)."""
+    from skimage import data
+
+    content, style = demo_pair()
+    settings = dataclasses.replace(tiny(), stages=(Stage(32, 24, "adam", 0.05, 2, 200),
+                                                   Stage(64, 48, "adam", 0.05, 3, 200)),
+                                   style_blend=(0.7, 0.3), style_scale=0.75)
+    spy = TiledStages()
+    styles = [style, data.astronaut()]
+    tiled = transfer(content, styles, dataclasses.replace(settings, tile_size=32), hooks=[spy])
+    untiled = transfer(content, styles, settings)
+    assert spy.stages == {1} and tiled.settings.tile_size == 32 and tiled.settings.max_memory > 0
+    assert [h["epoch"] for h in tiled.history] == [h["epoch"] for h in untiled.history] == [1, 1, 2]
     for a, b in zip(tiled.history, untiled.history):
         assert a["total"] == pytest.approx(b["total"], rel=1e-5)
     np.testing.assert_allclose(tiled.image, untiled.image, atol=1e-4)
@@ -259,18 +281,19 @@ class StopWithin(Hook):
 
 
 def test_a_stop_within_a_tiled_epoch_drops_it_and_resumes_exactly(tmp_path):
-    settings = tiny(16, epochs=4)
-    whole = transfer(*demo_pair(), settings)
+    settings = tiny(16, epochs=4, save_every=1)
+    whole = transfer(*demo_pair(), settings, save_to=tmp_path / "whole.png")
     flag = threading.Event()
     spy = StopWithin(2, flag)
     out = tmp_path / "out.png"
     with pytest.raises(Interrupted) as e:
         transfer(*demo_pair(), settings, stop=flag, save_to=out, hooks=[spy])
     assert e.value.epoch == 1 and "during epoch 2" in str(e.value)  # epochs 0 and 1 done, 2 dropped
+    assert sorted(p.name for p in tmp_path.glob("out_*.png")) == ["out_s1_e0001.png", "out_s1_e0002.png"]
     tiles = len(tile_grid(64, 48, 16, SHALLOW_HALO, 2))
     assert spy.seen[-1] == (2, 3, 2 * tiles) and spy.seen[: 2 * tiles] == [(0, n, 2 * tiles)
                                                                             for n in range(1, 2 * tiles + 1)]
-    resumed = transfer(*demo_pair(), settings, resume=e.value.checkpoint)
+    resumed = transfer(*demo_pair(), settings, resume=e.value.checkpoint, save_to=out)
     np.testing.assert_array_equal(resumed.image, whole.image)
     assert stripped(resumed.history) == stripped(whole.history)
 
