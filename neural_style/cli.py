@@ -80,7 +80,7 @@ class ProgressBar:
     def __init__(self, settings: Settings, enabled: bool, initial: int = 0) -> None:
         from tqdm import tqdm
 
-        self.settings = settings
+        self.settings, self.partial = settings, 0.0  # partial: the share of the current epoch shown
         self.bar = tqdm(total=sum(s.epochs for s in settings.stages), initial=initial, disable=not enabled,
                         unit="epoch", dynamic_ncols=True)
 
@@ -90,7 +90,13 @@ class ProgressBar:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items()}, refresh=False)
         if p.event is not None:  # a recovery from divergence: say so even with --quiet
             self.bar.write(f"neural-style: warning: {p.event}", file=sys.stderr)
-        self.bar.update(1)
+        self.bar.update(1 - self.partial)
+        self.partial = 0.0
+
+    def tile(self, done: int, total: int) -> None:
+        """Within a tiled epoch: move by the share of its tiles done since the last call."""
+        self.bar.update(done / total - self.partial)
+        self.partial = done / total
 
     def close(self) -> None:
         self.bar.close()
@@ -98,7 +104,7 @@ class ProgressBar:
 
 class Signals(SignalHandlers):
     """SIGINT and SIGTERM during a run: the first asks training to stop after the current epoch
-    (the latest image and the log are then saved); a second one quits at once without saving.
+    or tile (the latest image and the log are then saved); a second one quits at once without saving.
     While files are being written, signals only wait their turn, so no write is cut short.
     """
 
@@ -113,8 +119,9 @@ class Signals(SignalHandlers):
             self.signum = signum
             self.stop.set()
             if not self.saving:
-                print(f"\nneural-style: {signal.Signals(signum).name} received; stopping after this epoch and "
-                      "saving the latest image (send it again to quit without saving)", file=sys.stderr, flush=True)
+                print(f"\nneural-style: {signal.Signals(signum).name} received; stopping after this epoch (in a "
+                      "tiled stage, after this tile) and saving the latest image (send it again to quit without "
+                      "saving)", file=sys.stderr, flush=True)
         elif not self.saving:
             raise KeyboardInterrupt
 
@@ -189,6 +196,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     signal handlers, then the result written whatever happened, and one line that says so."""
     from .checkpoint import load_checkpoint
     from .errors import DivergedError, Interrupted, OutOfMemory
+    from .hooks import OnTile
     from .images import is_named, read_image, read_source
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
@@ -226,7 +234,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     with Signals() as signals:
         try:
             result = transfer(content, styles, settings, bar, stop=signals.stop, resume=resume, save_to=output,
-                              hooks=hooks)
+                              hooks=[OnTile(bar.tile), *hooks])
             failure, log["status"] = None, "completed"
         except (Interrupted, DivergedError, OutOfMemory) as e:
             result, failure = e.result, e

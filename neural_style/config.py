@@ -79,16 +79,31 @@ def non_negative(text: str) -> float:
     return value
 
 
-def pixel_count(text: str) -> int:
-    """'250000000', '250M' or '2.5e8' -> 250000000."""
-    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
+def scaled_count(text: str, units: dict[str, int], what: str) -> int:
+    """A whole number of at least 1 from text, with an optional unit letter of ``units`` after it
+    (any case); ``what`` says in the message what the text should have been."""
+    scale = units.get(text[-1:].upper(), 1)
     try:
         value = float(text[:-1] if scale > 1 else text) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count such as 250000000 or 250M") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
     if not (value >= 1 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return int(value)
+
+
+def pixel_count(text: str) -> int:
+    """'250000000', '250M' or '2.5e8' -> 250000000."""
+    return scaled_count(text, {"M": 1_000_000}, "a pixel count such as 250000000 or 250M")
+
+
+BYTE_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_count(text: str) -> int:
+    """'8G', '512M', '1.5GB' (binary units: G is 2**30 bytes) or '8000000000' -> bytes."""
+    return scaled_count(text.strip().removesuffix("B").removesuffix("b"), BYTE_UNITS,
+                        "an amount of memory such as 8G, 512M or 8000000000")
 
 
 def layer(text: str) -> int:
@@ -463,6 +478,18 @@ class Settings:
         "float32", "number format of VGG's convolutions: bfloat16 (CPUs with AVX512_BF16 or AMX) or float32; the Gram "
         "matrices, losses, optimizer and image stay float32. auto: bfloat16 where the CPU has it, else float32 "
         "(default: %(default)s)", group="network", check=one_of(PRECISIONS, "precision"), choices=list(PRECISIONS))
+    # Tiles: the image's activations in parts, with the untiled loss and gradient (tiles.py).
+    tile_size: int = option(
+        0, "optimise each stage larger than N x N pixels in tiles of N x N (plus the halo the deepest layer needs, "
+        "80 px for conv5_1), with the untiled loss and gradient; 0: tile only the stages that would not fit in "
+        "--max-memory (default: %(default)s)", group="network", check=integer(0), label="tile_size", type=int,
+        metavar="N")
+    # None: a safe share of the memory available when the run starts (tiles.memory_budget); the
+    # effective settings of a run have it filled in.
+    max_memory: Optional[int] = option(
+        None, "the memory a stage may take, e.g. 8G: larger stages are tiled (default: a safe share of the memory "
+        "available, the GPU's on a GPU)", group="network", check=integer(1), label="max_memory", type=byte_count,
+        metavar="BYTES")
     seed: Optional[int] = option(
         None, "random seed of --init random (and of every random choice): the same seed gives the same image bit "
         "for bit on the same machine (default: drawn, and recorded in the output)", type=int)

@@ -8,7 +8,7 @@ would use.
 from __future__ import annotations
 
 import hashlib
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import mxnet as mx
 import numpy as np
@@ -103,18 +103,22 @@ def keep_content_chroma(out: np.ndarray, content: np.ndarray) -> np.ndarray:
 # ---- style targets ---------------------------------------------------------------------------
 
 def style_targets(net: VGGFeatures, styles: Sequence[np.ndarray], weights: Sequence[float], stage: Stage,
-                  settings: Settings, ctx: mx.Context, statistic: StyleStatistic = GRAM) -> list:
+                  settings: Settings, ctx: mx.Context, statistic: StyleStatistic = GRAM,
+                  moments_of: Optional[Callable[[nd.NDArray], list]] = None) -> list:
     """The style target of each style layer (the lecture's Gram matrices by default): the
     statistic's target of the blend-weighted mix of the style images' moments.
 
     A single style gives exactly the lecture's target; a style with weight 0 is not computed.
+    ``moments_of`` gives a preprocessed style image's moments at the style layers (default: from
+    its features, untiled; tiles.Tiling.moments for a stage too large for them).
     """
+    def untiled(X: nd.NDArray) -> list:
+        _, styles_Y = extract_features(net, X, settings.content_layers, settings.style_layers)
+        return [statistic.moments(Y) for Y in styles_Y]
+
     shape = style_size(stage, settings.style_scale)
     used = [(img, w) for img, w in zip(styles, weights) if w != 0]
-    per_style = []
-    for img, _ in used:
-        _, styles_Y = extract_features(net, preprocess(img, shape, ctx), settings.content_layers, settings.style_layers)
-        per_style.append([statistic.moments(Y) for Y in styles_Y])
+    per_style = [(moments_of or untiled)(preprocess(img, shape, ctx)) for img, _ in used]
     if len(styles) == 1:
         return [statistic.target(m) for m in per_style[0]]
     return [statistic.target(mix(layer, [w for _, w in used])) for layer in zip(*per_style)]

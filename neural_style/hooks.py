@@ -187,8 +187,10 @@ class StopFlag(Protocol):
 
 
 class Stop(Hook):
-    """Ends the stage with Interrupted once ``flag`` is set, carrying the guard's last good
-    image, or the image a hook shows in X's place (the average)."""
+    """Ends the stage with Interrupted once ``flag`` is set, carrying the guard's last good image,
+    or the image a hook shows in X's place (the average): after an epoch, or between two tiles of
+    a tiled one, whose partial work is dropped (the loop, and so a checkpoint, stand as after the
+    last full epoch)."""
 
     def __init__(self, flag: StopFlag, guard: DivergenceGuard) -> None:
         self.flag, self.guard = flag, guard
@@ -229,6 +231,22 @@ class Average(Hook):
 
     def restore(self, state: dict[str, Any], loop: Loop) -> None:
         self.average[:] = nd.array(state["average"], ctx=loop.X.context)
+
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        if self.flag.is_set():
+            raise Interrupted(f"stopped at stage {loop.index + 1} during epoch {loop.epoch + 1}, which is dropped").at(
+                loop.index, loop.epoch, self.guard.last_good)
+
+
+class OnTile(Hook):
+    """Calls ``report(done, total)`` between the tiles of a tiled epoch (the command line's
+    progress bar moves within a long epoch)."""
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        self.report = report
+
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        self.report(done, total)
 
 
 class Resume(Hook):

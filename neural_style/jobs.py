@@ -45,7 +45,8 @@ PathLike = Union[str, os.PathLike]
 #: The files a --content or --style folder contributes, by extension.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Settings that do not change the image: an output that differs from a job only in them is done.
-NOT_IN_THE_IMAGE = (*RESUME_MAY_CHANGE, "max_pixels")
+#: (The memory limit decides which stages are tiled, which gives the same image to rounding.)
+NOT_IN_THE_IMAGE = (*RESUME_MAY_CHANGE, "max_pixels", "max_memory")
 #: Epochs between two checkpoints of a running job (0: only when stopped).
 CHECKPOINT_EVERY = 50
 #: A job whose worker dies (SIGKILL, a crash) runs again on a new one; after this many tries it fails.

@@ -171,10 +171,13 @@ def style_loss(Y_hat: nd.NDArray, gram_Y: Any, statistic: StyleStatistic = GRAM)
 
 def tv_loss(Y_hat: nd.NDArray) -> nd.NDArray:
     """Total variation: mean absolute difference of vertical and of horizontal neighbours, halved."""
-    return 0.5 * (
-        (Y_hat[:, :, 1:, :] - Y_hat[:, :, :-1, :]).abs().mean()
-        + (Y_hat[:, :, :, 1:] - Y_hat[:, :, :, :-1]).abs().mean()
-    )
+    return 0.5 * (neighbour_difference(Y_hat, 2) + neighbour_difference(Y_hat, 3))
+
+
+def neighbour_difference(Y: nd.NDArray, axis: int) -> nd.NDArray:
+    """Mean absolute difference of neighbours along an axis of Y (2: vertical, 3: horizontal)."""
+    n = Y.shape[axis]
+    return (nd.slice_axis(Y, axis, 1, n) - nd.slice_axis(Y, axis, 0, n - 1)).abs().mean()
 
 
 def compute_loss(
@@ -192,12 +195,20 @@ def compute_loss(
     progress bar, the log and the plot take the names from this mapping. ``statistic`` is what
     the style loss matches (the lecture's Gram matrices by default; styles_Y_gram are its moments).
     """
-    style_weights = [weights.style * w for w in weights.style_layers or [1.0] * len(styles_Y_gram)]
-    losses = {
+    style_weights = style_layer_weights(weights, len(styles_Y_gram))
+    return with_total({
         "content": nd.add_n(*[content_loss(Y_hat, Y) * weights.content for Y_hat, Y in zip(contents_Y_hat, contents_Y)]),
         "style": nd.add_n(*[style_loss(Y_hat, Y, statistic) * w for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, style_weights)]),
         "tv": tv_loss(X) * weights.tv,
-    }
+    })
+
+
+def style_layer_weights(weights: LossWeights, layers: int) -> list[float]:
+    """The weight of each of the style layers' losses: the style weight times the layer's multiplier."""
+    return [weights.style * w for w in weights.style_layers or [1.0] * layers]
+
+
+def with_total(losses: dict[str, nd.NDArray]) -> dict[str, nd.NDArray]:
+    """The losses by name and, last, their sum as ``total``."""
     terms = list(losses.values())
-    losses["total"] = sum(terms[1:], terms[0])
-    return losses
+    return {**losses, "total": sum(terms[1:], terms[0])}

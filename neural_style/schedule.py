@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import mxnet as mx
 import numpy as np
@@ -17,13 +17,14 @@ from mxnet import nd
 
 from . import gpu, runtime
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, trainer_states
-from .config import Settings
+from .config import Settings, Stage
 from .controls import (StyleLike, blend_weights, fingerprint, initial_image, keep_content_chroma, network_images,
                        style_list, style_targets)
 from .errors import Interrupted, OutOfMemory, PartialWork, drain_engine, free_failed_work, is_out_of_memory
 from .hooks import Average, Callback, CallbackHook, DivergenceGuard, History, Resume, Snapshots, Stop, StopFlag
 from .images import ImageLike, load_image, postprocess, preprocess, save_image
-from .losses import style_statistic
+from .losses import GRAM, StyleStatistic, style_statistic
+from .tiles import TiledObjective, Tiling, memory_budget, tile_size_for
 from .train import Hook, Loop, Objective, train
 from .version import __version__
 from .cpu import cpu_info, resolve_precision
@@ -131,6 +132,29 @@ def effective_settings(settings: Settings, content_img: np.ndarray) -> Settings:
                    style_layers=settings.tapped_style_layers)
 
 
+# Settings a resumed run takes from its checkpoint when they are not given: what the interrupted
+# run drew or measured (the seed, the memory limit that decided which stages are tiled).
+RESUME_FILLS = ("seed", "max_memory")
+
+
+def objective_for(net: FeatureNet, content_X: nd.NDArray, style_nets: Sequence[np.ndarray], weights: Sequence[float],
+                  stage: Stage, settings: Settings, statistic: StyleStatistic = GRAM,
+                  on_tile: Optional[Callable[[int, int], None]] = None) -> Union[Objective, TiledObjective]:
+    """A stage's objective with its content and style targets: the lecture's Objective, or, for a
+    stage tiles.tile_size_for tiles, a TiledObjective whose targets are computed in tiles too."""
+    ctx = content_X.context
+    tile = tile_size_for(net, stage, settings)
+    if not tile:
+        contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
+        styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic)
+        return Objective(net, contents_Y, styles_Y_gram, settings, statistic)
+    tiling = Tiling.of(net, tile)
+    contents_Y = tiling.features(net, content_X, settings.content_layers)
+    styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic,
+                                  lambda X: tiling.moments(net, X, settings.style_layers, statistic))
+    return TiledObjective(net, contents_Y, styles_Y_gram, settings, tiling, statistic, on_tile)
+
+
 # Settings that may differ between a run and its resumption: they do not change the image.
 RESUME_MAY_CHANGE = ("device", "report_every", "save_every")
 
@@ -177,6 +201,11 @@ class Run(Hook):
 
     def start(self, loop: Loop) -> None:
         self.loop = loop
+
+    def between_tiles(self, done: int, total: int) -> None:
+        """Between two tiles of a tiled epoch: tell every hook (Hook.within_epoch)."""
+        for hook in self.hooks:
+            hook.within_epoch(self.loop, done, total)
 
     def state(self) -> dict[str, Any]:
         return {"stage_images": list(self.stage_images), "stage_seconds": list(self.stage_seconds)}
@@ -256,8 +285,10 @@ def transfer(
     ckpt = None
     if resume is not None:
         ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
-        if settings.seed is None:
-            settings = replace(settings, seed=ckpt.settings.get("seed"))
+        settings = replace(settings, **{key: ckpt.settings.get(key) for key in RESUME_FILLS
+                                        if getattr(settings, key) is None})
+    if settings.max_memory is None:  # a share of what is available now, which the result records
+        settings = replace(settings, max_memory=memory_budget(ctx))
     settings = effective_settings(settings, content_img).validate()  # sizes known now: check them too
     if ckpt is not None:
         check_resumable(ckpt, settings, inputs)
@@ -293,8 +324,8 @@ def transfer(
         try:
             with out_of_memory(where, "a smaller --size or fewer stages", ctx, s):
                 content_X = preprocess(content_net, stage.image_shape, ctx)
-                contents_Y, _ = extract_features(net, content_X, settings.content_layers, settings.style_layers)
-                styles_Y_gram = style_targets(net, style_nets, weights, stage, settings, ctx, statistic)
+                objective = objective_for(net, content_X, style_nets, weights, stage, settings, statistic,
+                                          on_tile=run.between_tiles)
                 resumed = ckpt is not None and s == ckpt.stage
                 if resumed:
                     X = content_X  # a placeholder of the stage's shape: Resume puts the checkpoint's image back
@@ -303,8 +334,7 @@ def transfer(
                 else:
                     X = next_stage_init(X, stage.image_shape)
                 with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
-                    X = train(X, Objective(net, contents_Y, styles_Y_gram, settings, statistic), stage, settings,
-                              [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
+                    X = train(X, objective, stage, settings, [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
                 run.stage_images.append(run.image(X))
         except PartialWork as e:
             if e.image is not None:

@@ -113,6 +113,10 @@ class Hook:
     def finish(self, loop: Loop) -> None:
         """After the stage's last epoch."""
 
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        """Between two of the ``total`` steps of an epoch that takes several (a tiled epoch's
+        tiles: tiles.TiledObjective), ``done`` of them done; the loop's state is the last epoch's."""
+
     def state(self) -> dict[str, Any]:
         return {}
 

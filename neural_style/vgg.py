@@ -103,6 +103,25 @@ class VGGFeatures(nn.HybridBlock):
                 outputs.append(X)
         return tuple(outputs)
 
+    @property
+    def windows(self) -> tuple[tuple[int, int, int], ...]:
+        """Each layer's (kernel, stride, padding) along one side: what tiles.py derives the halo
+        and the alignment of its tiles from. An activation is (1, 1, 0)."""
+        return tuple(layer_window(layer) for layer in self.layers)
+
+
+def layer_window(layer: gluon.Block) -> tuple[int, int, int]:
+    """A layer's (kernel, stride, padding) on one side (a dilated kernel by its reach); ValueError
+    for a window that differs between the axes."""
+    kw = getattr(layer, "_kwargs", None) or {}
+    if "kernel" not in kw:
+        return (1, 1, 0)
+    dilate = kw.get("dilate", (1, 1))
+    windows = {(d * (k - 1) + 1, s, p) for k, s, p, d in zip(kw["kernel"], kw["stride"], kw["pad"], dilate)}
+    if len(windows) != 1:
+        raise ValueError(f"{layer.name} has another window across than down: {sorted(windows)}")
+    return windows.pop()
+
 
 #: What extract_features runs: VGGFeatures, or its bfloat16 copy (to_bfloat16).
 FeatureNet = Union[VGGFeatures, gluon.SymbolBlock]
@@ -113,7 +132,7 @@ def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
     bfloat16 on oneDNN, its weights stored in bfloat16, its input and tapped outputs float32
     (so the gradient reaches a float32 image, and the Gram matrices and losses stay float32).
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
-    instead fails in oneDNN. The copy has net's ``taps`` and no parameter gradients."""
+    instead fails in oneDNN. The copy has net's ``taps`` and ``windows`` and no parameter gradients."""
     net.hybridize()
     side = min_side(net.taps, 2)  # maps of 2 px at least: reflect padding needs them
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
@@ -122,7 +141,7 @@ def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
         converted = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctx, cast_optional_params=True)
     net.hybridize(False)
     converted.collect_params().setattr("grad_req", "null")
-    converted.taps = net.taps
+    converted.taps, converted.windows = net.taps, net.windows
     return converted
 
 

@@ -58,7 +58,7 @@ def test_help_documents_every_knob():
     assert proc.returncode == 0
     for flag in ("--size", "--epochs", "--lr", "--lr-decay-epoch", "--optimizer", "--content-weight",
                  "--style-weight", "--tv-weight", "--weights", "--scale", "--device", "--seed",
-                 "--overwrite", "--max-pixels", "--precision"):
+                 "--overwrite", "--max-pixels", "--precision", "--tile-size", "--max-memory"):
         assert flag in proc.stdout
 
 
