@@ -198,7 +198,16 @@ class Stop(Hook):
     def after_epoch(self, loop: Loop) -> None:
         if self.flag.is_set():
             raise Interrupted(f"stopped at stage {loop.index + 1}, epoch {loop.epoch}").at(
-                loop.index, loop.epoch, self.guard.last_good if loop.shown is None else loop.shown)
+                loop.index, loop.epoch, self.shown(loop))
+
+    def within_epoch(self, loop: Loop, done: int, total: int) -> None:
+        if self.flag.is_set():
+            raise Interrupted(f"stopped at stage {loop.index + 1} during epoch {loop.epoch + 1}, which is dropped").at(
+                loop.index, loop.epoch, self.shown(loop))
+
+    def shown(self, loop: Loop):
+        """The image to keep: the one a hook shows in X's place (the average), else the last good one."""
+        return self.guard.last_good if loop.shown is None else loop.shown
 
 
 class Average(Hook):

@@ -203,6 +203,13 @@ def compute_loss(
     })
 
 
+def stage_loss_weights(weights: LossWeights, targets: Sequence[Any], statistic: StyleStatistic,
+                       normalise: bool) -> LossWeights:
+    """A stage's loss weights, built once per stage by every objective: as given, or with each
+    style layer normalised by its target (Settings.style_layer_norm)."""
+    return normalised_style_layers(weights, targets, statistic) if normalise else weights
+
+
 def style_layer_weights(weights: LossWeights, layers: int) -> list[float]:
     """The weight of each of the style layers' losses: the style weight times the layer's multiplier."""
     return [weights.style * w for w in weights.style_layers or [1.0] * layers]

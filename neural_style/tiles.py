@@ -25,7 +25,8 @@ import mxnet as mx
 from mxnet import autograd, nd
 
 from .config import Settings, Stage
-from .losses import GRAM, StyleStatistic, content_loss, mix, neighbour_difference, style_layer_weights, with_total
+from .losses import (GRAM, StyleStatistic, content_loss, mix, neighbour_difference, stage_loss_weights, style_layer_weights,
+                     with_total)
 from .vgg import FeatureNet, extract_features
 
 #: A layer's (kernel, stride, padding) along one side (vgg.layer_window).
@@ -225,7 +226,8 @@ class TiledObjective:
     on_tile: Optional[TileCallback] = None
 
     def __post_init__(self) -> None:
-        self.weights = self.settings.loss_weights
+        self.weights = stage_loss_weights(self.settings.loss_weights, self.styles_Y_gram, self.statistic,
+                                          self.settings.style_layer_norm)
         self.style_weights = style_layer_weights(self.weights, len(self.styles_Y_gram))
 
     def __call__(self, X: nd.NDArray) -> dict[str, nd.NDArray]:

@@ -19,7 +19,7 @@ from mxnet import autograd, gluon, init, nd
 from . import optim  # noqa: F401  (registers the 'lbfgs' optimizer with Gluon)
 from .config import Settings, Stage
 from .generated import GeneratedImage
-from .losses import GRAM, StyleStatistic, compute_loss, normalised_style_layers
+from .losses import GRAM, StyleStatistic, compute_loss, stage_loss_weights
 from .vgg import FeatureNet, extract_features
 
 
@@ -54,9 +54,8 @@ class Objective:
     statistic: StyleStatistic = GRAM
 
     def __post_init__(self) -> None:
-        self.weights = self.settings.loss_weights  # built once, not every epoch
-        if self.settings.style_layer_norm:
-            self.weights = normalised_style_layers(self.weights, self.styles_Y_gram, self.statistic)
+        self.weights = stage_loss_weights(self.settings.loss_weights, self.styles_Y_gram, self.statistic,
+                                          self.settings.style_layer_norm)  # built once, not every epoch
 
     def __call__(self, X: nd.NDArray) -> dict[str, nd.NDArray]:
         s = self.settings
