@@ -6,6 +6,7 @@ from . import gpu as _gpu, runtime as _runtime
 # All before MXNet is first imported: it sizes its thread pool then, starts its threads, and
 # (a CUDA build) looks for its CUDA libraries.
 _runtime.set_threads()
+_runtime.one_scratch_space()
 _runtime.keep_freed_memory()
 _gpu.preload_for_mxnet()  # a CUDA build's libraries from pip's nvidia-* wheels, without LD_LIBRARY_PATH
 

@@ -40,6 +40,21 @@ def set_threads() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 
+#: MXNet's variable for the copies of the CPU's scratch space ("temp space").
+TEMP_COPY_VARIABLE = "MXNET_CPU_TEMP_COPY"
+
+
+def one_scratch_space() -> None:
+    """Give MXNet's CPU operators one copy of scratch space instead of four. Operators take the
+    copies in turn and each copy grows to the largest request any operator has made (two block-1
+    feature maps: 66 MB at 450x300), so MXNet's default of 4 ended up holding four such buffers:
+    the peak of allocated memory was 0.8 GB higher at 900x600 (docs/BENCHMARKS.md). The copies
+    let operators run at once on several engine threads; MXNet runs CPU operators on one
+    (MXNET_CPU_WORKER_NTHREADS, default 1), so one copy costs no time. A value the user set is
+    kept. MXNet reads it when it first needs scratch space: this comes before any MXNet work."""
+    os.environ.setdefault(TEMP_COPY_VARIABLE, "1")
+
+
 def keep_freed_memory(keep: bool = True) -> bool:
     """Make glibc keep freed memory for reuse instead of handing it back to the kernel.
 

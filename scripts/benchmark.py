@@ -417,10 +417,21 @@ def speed_plan(python: str, tpython: Optional[str], bf16: bool,
     return plan
 
 
+def chosen_paths(plan: list[tuple], names: Optional[Sequence[str]]) -> list[tuple]:
+    """The plan's rows that --paths names (all without it); SystemExit for a name not in the plan."""
+    if names is None:
+        return plan
+    known = [row[0] for row in plan]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"--paths: no row {', '.join(map(repr, unknown))} here (the rows: {', '.join(known)})")
+    return [row for row in plan if row[0] in names]
+
+
 def measure_speed(args, python: str, tpython: Optional[str], data: str, info: dict[str, Any]) -> list[dict[str, Any]]:
     results = []
     spec_common = {"data": data, "warmup": args.warmup, "iters": args.iters}
-    plan = speed_plan(python, tpython, info["fast_bfloat16"], info["default_precision"])
+    plan = chosen_paths(speed_plan(python, tpython, info["fast_bfloat16"], info["default_precision"]), args.paths)
     for size in args.sizes:
         name = size_name(size)
         flops = iteration_flops(*size)
@@ -706,6 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, help="timed iterations per measurement (default 5; --quick 3)")
     p.add_argument("--warmup", type=int, help="warm-up iterations before timing, at least 1 (default 3: torch's first "
                    "two at a new size are slow; --quick 1)")
+    p.add_argument("--paths", nargs="+", metavar="PATH",
+                   help="time only these rows, by name: lecture, default, torch, 'torch channels_last', ... (default: "
+                        "all); e.g. --paths default torch for peak memory beside PyTorch's at large sizes")
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: tiny sizes and few iterations everywhere (also for --quality and --memory)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out (no .venv-bench needed)")

@@ -91,6 +91,14 @@ def test_bfloat16_rows_only_on_a_cpu_that_runs_bfloat16(bench):
     assert plan["default --precision bfloat16"][4] == {"precision": "bfloat16"}
 
 
+def test_paths_choose_rows_of_the_plan(bench):
+    plan = bench.speed_plan("py", "tpy", False, "float32")
+    assert [p[0] for p in bench.chosen_paths(plan, ["torch", "default"])] == ["default", "torch"]
+    assert bench.chosen_paths(plan, None) == plan
+    with pytest.raises(SystemExit, match="no row 'torch bf16'"):
+        bench.chosen_paths(plan, ["torch bf16"])
+
+
 def test_write_report_keeps_text_outside_the_marks(bench, tmp_path):
     path = tmp_path / "BENCHMARKS.md"
     bench.write_report(path, "first")

@@ -23,7 +23,8 @@ PROBE = textwrap.dedent("""
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
     print(json.dumps({"first": faults_of_one_allocation(), "second": faults_of_one_allocation(),
-                      "threads": os.environ.get("OMP_NUM_THREADS")}))
+                      "threads": os.environ.get("OMP_NUM_THREADS"),
+                      "scratch": os.environ.get("MXNET_CPU_TEMP_COPY")}))
 """)
 
 
@@ -48,3 +49,11 @@ def test_freed_memory_is_reused_without_faulting_it_in_again():
 def test_threads_default_to_the_cores_and_respect_the_user():
     assert probe()["threads"] == os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
     assert probe(OMP_NUM_THREADS="1")["threads"] == "1"
+
+
+def test_one_scratch_space_unless_the_user_asks_for_more():
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_CPU_TEMP_COPY"}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True,
+                         timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["scratch"] == "1"
+    assert probe(MXNET_CPU_TEMP_COPY="4")["scratch"] == "4"
