@@ -480,9 +480,9 @@ class Settings:
         "(default: %(default)s)", group="network", check=one_of(PRECISIONS, "precision"), choices=list(PRECISIONS))
     # Tiles: the image's activations in parts, with the untiled loss and gradient (tiles.py).
     tile_size: int = option(
-        0, "optimise each stage larger than N x N pixels in tiles of N x N (plus the halo the deepest layer needs, "
-        "80 px for conv5_1), with the untiled loss and gradient; 0: tile only the stages that would not fit in "
-        "--max-memory (default: %(default)s)", group="network", check=integer(0), label="tile_size", type=int,
+        0, "optimise each stage larger than N x N pixels in tiles of N x N (rounded up to a multiple of 16; plus the "
+        "halo the deepest layer needs, 80 px for conv5_1), with the untiled loss and gradient; 0: tile only the "
+        "stages that would not fit in --max-memory (default: %(default)s)", group="network", check=integer(0), label="tile_size", type=int,
         metavar="N")
     # None: a safe share of the memory available when the run starts (tiles.memory_budget); the
     # effective settings of a run have it filled in.

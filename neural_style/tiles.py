@@ -301,14 +301,14 @@ def tv_part(Xt: nd.NDArray, tile: Tile, shape: tuple[int, int]) -> nd.NDArray:
 # ---- the memory model: whether a stage is tiled, and in tiles of what size ----------------------
 # A stage's peak resident memory, fitted against its pixels by `python scripts/tiling.py --fit`
 # (transfer(), one SGD stage, the default layers; docs/BENCHMARKS.md, "Tiling (issue 13)").
-#: Bytes of the process before any stage: Python, MXNet, VGG's weights.
-MEMORY_BASE = 1.2e9
+#: Bytes of the process besides the stage: Python, MXNet, VGG's weights.
+MEMORY_BASE = 1.37e9
 #: Bytes per pixel of an untiled stage.
-UNTILED_BYTES_PER_PIXEL = 4000.0
-#: Bytes per pixel of the image in a tiled stage: the image, its gradient, the content targets, TV.
-TILED_IMAGE_BYTES_PER_PIXEL = 400.0
+UNTILED_BYTES_PER_PIXEL = 4278.0
+#: Bytes per pixel of the image in a tiled stage: the image, its gradient, the content targets.
+TILED_IMAGE_BYTES_PER_PIXEL = 51.0
 #: Bytes per pixel of a tiled stage's largest tile (interior and halo): its activations.
-TILE_BYTES_PER_PIXEL = 4000.0
+TILE_BYTES_PER_PIXEL = 4774.0
 #: Bytes per pixel of one array of the image's shape (3 float32 channels): what an optimizer keeps.
 IMAGE_ARRAY_BYTES_PER_PIXEL = 12
 #: The image-shaped arrays each optimizer keeps (L-BFGS: two per remembered pair).

@@ -1,0 +1,196 @@
+"""Peak memory and seconds per epoch of one stage against its size, untiled and in tiles (issue 13).
+
+Each row is one transfer() run in a fresh process (peak memory is per process): one SGD stage of
+the default layers and losses at --sizes, for each --tiles value (0: untiled; N: --tile-size N),
+--epochs epochs. It prints, per row, the peak resident memory (``ru_maxrss``), the seconds per
+epoch (the median over the epochs after the first), the seconds before the first epoch (the
+targets, which a tiled stage also computes in tiles), and the tiles per epoch; then, for each
+size measured both ways, the tiling's overhead (seconds per epoch tiled over untiled).
+
+--fit fits the memory model tiles.py decides with (MEMORY_BASE and the bytes per pixel of an
+untiled stage, of a tiled stage's image and of its largest tile) to the rows, and prints the
+largest stage per GB either way. --progress prints every tile of every epoch (a long run moves).
+
+    python scripts/tiling.py --sizes 900x600 --tiles 0 448 --epochs 3
+    python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 2700x1800:448 --fit
+    python scripts/tiling.py --sizes 7680x4320 --tiles 1024 --epochs 2 --progress
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any, Optional, Sequence
+
+SCRIPTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]
+
+from neural_style.config import byte_count  # noqa: E402  (no MXNet: the driver stays light)
+from benchmark import (RESULT_PREFIX, WorkerError, markdown_table, memory_total_mb, mxnet_python,  # noqa: E402
+                       parse_size, run_worker, size_name)
+
+GB = 2**30
+HEADER = ["size", "MP", "tile", "tiles/epoch", "largest tile (px)", "peak RSS (GB)", "s/epoch", "s before epoch 1",
+          "completed"]
+
+
+# ---- the worker: one stage in this process ------------------------------------------------------
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One SGD stage at spec's size with --tile-size spec['tile'] (0: untiled, whatever the memory)."""
+    import resource
+
+    from mxnet import nd
+    from skimage import data
+
+    from neural_style import transfer
+    from neural_style.config import Settings, Stage
+    from neural_style.hooks import OnTile
+    from neural_style.schedule import feature_net, get_context
+    from neural_style.tiles import Tiling, tile_size_for
+
+    (w, h), tile, epochs = spec["size"], int(spec["tile"]), int(spec["epochs"])
+    settings = Settings(stages=(Stage(w, h, "sgd", 1.0, epochs, 10**6),), report_every=1, tile_size=tile,
+                        max_memory=spec.get("max_memory") or 2**60)
+    marks, tiles = [], [0]
+    start = time.perf_counter()
+
+    def callback(p) -> None:
+        marks.append((time.perf_counter(), p.elapsed))
+        print(f"epoch {p.epoch} done at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+    def on_tile(done: int, total: int) -> None:
+        tiles[0] = total // 2
+        if spec.get("progress"):
+            print(f"  tile {done}/{total} at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+    out: dict[str, Any] = {"size": [w, h], "tile": tile, "epochs": epochs, "max_memory": spec.get("max_memory")}
+    try:
+        transfer(data.chelsea(), data.immunohistochemistry(), settings, callback, hooks=[OnTile(on_tile)])
+        nd.waitall()
+        out["completed"] = True
+    except Exception as e:  # out of memory, MXNet's size limit: the row says so
+        out.update(completed=False, error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    net = feature_net(settings, get_context(settings.device))
+    side = out["tile"] = tile_size_for(net, settings.stages[0], settings)
+    if side:
+        grid = Tiling.of(net, side).grid(nd.zeros((1, 3, h, w)))
+        out["largest_tile_pixels"] = max((b - t) * (r - l) for t, b, l, r in (g.bounds for g in grid))
+    else:
+        out["largest_tile_pixels"] = w * h
+    steps = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
+    out.update(tiles=tiles[0], peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               seconds_per_epoch=median(steps) if steps else None,
+               setup_seconds=marks[0][0] - marks[0][1] - start if marks else None)
+    return out
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+
+def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: bool, timeout: Optional[float],
+            rss_limit_mb: float, max_memory: Optional[int] = None) -> dict[str, Any]:
+    spec = {"size": list(size), "tile": tile, "epochs": epochs, "progress": progress, "max_memory": max_memory}
+    print(f"{size_name(size)} tile {tile or ('auto' if max_memory else 'off')}: {epochs} epochs ...", flush=True)
+    try:
+        run = run_worker(python, Path(__file__), "worker", spec, timeout=timeout, rss_limit_mb=rss_limit_mb,
+                         check=False)
+    except WorkerError as e:
+        return {**spec, "completed": False, "error": str(e)}
+    if progress and run.stderr_tail:
+        print(run.stderr_tail, flush=True)
+    if run.result is None:
+        why = "over the memory limit" if run.killed_for_memory else f"exit status {run.returncode}"
+        return {**spec, "completed": False, "error": why, "peak_rss_mb": run.sampled_peak_mb}
+    return run.result
+
+
+def row(r: dict[str, Any]) -> list[str]:
+    w, h = r["size"]
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    auto = f"auto under {r['max_memory'] / GB:g} GB: " if r.get("max_memory") and r["tile"] else ""
+    return [size_name(r["size"]), f"{w * h / 1e6:.2f}", auto + str(r["tile"] or "off"), str(r.get("tiles") or "-"),
+            str(r.get("largest_tile_pixels", "-")), fmt(r.get("peak_rss_mb", 0) * 2**20 / GB, ".2f"),
+            fmt(r.get("seconds_per_epoch"), ".1f"), fmt(r.get("setup_seconds"), ".1f"),
+            "yes" if r.get("completed") else f"no ({r.get('error', '?')})"]
+
+
+def overheads(rows: list[dict[str, Any]]) -> list[str]:
+    """Seconds per epoch tiled over untiled, for each size measured both ways."""
+    lines = []
+    for r in rows:
+        base = next((u for u in rows if u["size"] == r["size"] and not u["tile"] and u.get("seconds_per_epoch")),
+                    None)
+        if r["tile"] and base and r.get("seconds_per_epoch"):
+            lines.append(f"{size_name(r['size'])} in tiles of {r['tile']}: {r['seconds_per_epoch']:.1f} s/epoch "
+                         f"against {base['seconds_per_epoch']:.1f} untiled, "
+                         f"{r['seconds_per_epoch'] / base['seconds_per_epoch']:.2f}x")
+    return lines
+
+
+def fit(rows: list[dict[str, Any]]) -> list[str]:
+    """Least-squares fits of the memory model (tiles.py) to the completed rows."""
+    import numpy as np
+
+    done = [r for r in rows if r.get("completed")]
+    untiled = [(r["size"][0] * r["size"][1], r["peak_rss_mb"] * 2**20) for r in done if not r["tile"]]
+    tiled = [(r["size"][0] * r["size"][1], r["largest_tile_pixels"], r["peak_rss_mb"] * 2**20) for r in done
+             if r["tile"]]
+    if len(untiled) < 2:
+        return ["--fit needs at least two untiled sizes"]
+    per_pixel, base = np.polyfit(*zip(*untiled), 1)
+    lines = [f"MEMORY_BASE = {base:.3g}", f"UNTILED_BYTES_PER_PIXEL = {per_pixel:.4g}",
+             f"untiled: {GB / per_pixel / 1e6:.3f} MP per GB above the base"]
+    if len(tiled) >= 2:
+        a = np.array([(p, t) for p, t, _ in tiled], float)
+        (image, tile), *_ = np.linalg.lstsq(a, np.array([m - base for *_, m in tiled]), rcond=None)
+        lines += [f"TILED_IMAGE_BYTES_PER_PIXEL = {image:.4g}", f"TILE_BYTES_PER_PIXEL = {tile:.4g}",
+                  f"tiled: {GB / image / 1e6:.3f} MP per GB of the image above the base and the tile"]
+    return lines
+
+
+def size_and_tile(text: str) -> tuple[tuple[int, int], int]:
+    """'1800x1200:448' -> ((1800, 1200), 448)."""
+    size, _, tile = text.partition(":")
+    if not tile.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT:TILE, e.g. 1800x1200:448")
+    return parse_size(size), int(tile)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    if argv is None and sys.argv[1:2] == ["worker"]:
+        print(RESULT_PREFIX + json.dumps(worker(json.loads(sys.argv[2]))), flush=True)
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=parse_size, nargs="+", default=[(900, 600)], metavar="WxH")
+    p.add_argument("--tiles", type=int, nargs="+", default=[0, 448], metavar="N", help="0: untiled")
+    p.add_argument("--rows", type=size_and_tile, nargs="+", metavar="WxH:N",
+                   help="measure these (size, tile) pairs instead of every --sizes with every --tiles")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-memory", type=byte_count, metavar="BYTES",
+                   help="rows of tile 0 are tiled as --max-memory decides (default: untiled whatever the memory)")
+    p.add_argument("--progress", action="store_true", help="print every tile of every epoch")
+    p.add_argument("--fit", action="store_true", help="fit the memory model to the rows")
+    p.add_argument("--timeout", type=float, help="seconds a row may take")
+    p.add_argument("--rss-limit-mb", type=float, default=0.9 * memory_total_mb(),
+                   help="stop a row whose resident memory passes this (default: 90%% of the machine's)")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--python", help="the interpreter with the package's dependencies")
+    args = p.parse_args(argv)
+    python = mxnet_python(args.python)
+    pairs = args.rows or [(size, tile) for size in args.sizes for tile in args.tiles]
+    rows = [measure(python, size, tile, args.epochs, args.progress, args.timeout, args.rss_limit_mb, args.max_memory)
+            for size, tile in pairs]
+    print()
+    print(markdown_table(HEADER, [row(r) for r in rows]))
+    for line in overheads(rows) + (fit(rows) if args.fit else []):
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
