@@ -366,11 +366,9 @@ PRESETS = {
             tv_weight=10.0,
             content_layers=(layer_index("relu4_2"),),
             style_layers=tuple(layer_index(f"relu{b}_1") for b in range(1, 6)),
-            # Measured on chelsea x Starry Night at 256 px (docs/QUALITY.md): each layer weighing
-            # alike, average pooling and mirrored borders gave the lowest style distance and no
-            # frame together.
-            style_layer_norm=True,
-            pooling="avg",
+            # Mirrored borders remove the light frame (docs/QUALITY.md). The layers weighing alike
+            # (style_layer_norm) and average pooling gave a lower style distance still, but straight
+            # seams and blocks a deep layer wide, and the content lost under the style.
             padding="reflect",
         ),
         schedule=CoarseToFine(),
