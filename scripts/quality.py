@@ -544,8 +544,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sheets: list[Path] = []
     try:
         images = write_images({n for p in pairs for n in p}, work / "images")
-        for pair in pairs:
-            for size in sizes:
+        for size in sizes:  # the whole table at the smaller size first
+            for pair in pairs:
                 runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps)
                 results += measured_rows(pair, size, runs, images, bench_python(args.bench_venv), work)
                 sheets.append(docs / "quality" / f"{pair_name(pair)}_{size}.jpg")
