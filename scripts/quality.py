@@ -442,14 +442,16 @@ def partial_note(results: list[dict[str, Any]], steps: Optional[int]) -> str:
 
 
 def report_markdown(info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> str:
-    lines = [f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores), commit {info['commit']}, "
-             f"by `{info['command']}`; seconds are the median of {info['repeat']} timing(s) of the whole command.",
-             ""]
+    lines = [f"Measured {run['date']} on {run['cpu']} ({run['cores']} cores), commit {run['commit']}, "
+             f"by `{run['command']}`; seconds are the median of {run['repeat']} timing(s) of the whole command."
+             for run in [*info.get("earlier", []), info]]
+    lines.append("")
     partial = partial_note(results, info["steps"])
     if partial:
         lines += [partial, ""]
     lines += ["Command lines (the METHODS table of scripts/quality.py):", ""]
-    lines += [f"- {name}: `{METHODS[name].template}`" for name in info["methods"]]
+    methods = dict.fromkeys(m for run in [*info.get("earlier", []), info] for m in run["methods"])
+    lines += [f"- {name}: `{METHODS[name].template}`" for name in methods]
     lines += ["", markdown_table(RESULT_HEADER, result_rows(results)), "", "Photo against pastiche:", ""]
     lines += [f"- {pair} at {size}: {text}" for pair, size, text in verdicts(results)]
     lines += ["", "Contact sheets (content, style, then each method):", ""]
@@ -465,6 +467,15 @@ def measured_rows(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]
     return [{"pair": pair_name(pair), "size": size, "method": m, **values,
              "seconds": statistics.median(run["seconds"]), "timings": run["seconds"], "command": run["command"]}
             for (m, run), values in zip(runs.items(), run_evaluator(python, jobs, work))]
+
+
+def kept_results(previous: dict[str, Any], planned: set[tuple[str, int, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """From an earlier quality.json: its results that this run does not measure again (planned:
+    (pair, size, method)), and the earlier runs' info, each run once."""
+    results = [r for r in previous["results"] if (r["pair"], r["size"], r["method"]) not in planned]
+    info = dict(previous["info"])
+    runs = info.pop("earlier", [])
+    return results, ([*runs, info] if results else [])
 
 
 def write_outputs(docs: Path, info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> None:
@@ -496,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-venv", type=Path, default=BENCH_VENV,
                    help="the environment with torch and pastiche (default: .venv-bench; "
                         "`scripts/benchmark.py --setup` makes it)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the results in the docs' quality.json that this run does not measure again (other "
+                        "pairs, sizes or methods), so that a table is completed in parts; the report names each run")
     p.add_argument("--evaluate", nargs=2, type=Path, metavar=("JOBS", "RESULTS"), help=argparse.SUPPRESS)
     return p
 
@@ -542,6 +556,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "command": "python scripts/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])}
     results: list[dict[str, Any]] = []
     sheets: list[Path] = []
+    previous = docs / "quality" / "quality.json"
+    if args.keep and previous.is_file():
+        planned = {(pair_name(p), s, m) for p in pairs for s in sizes for m in args.methods}
+        results, info["earlier"] = kept_results(json.loads(previous.read_text()), planned)
+        sheets = list(dict.fromkeys(docs / "quality" / f"{r['pair']}_{r['size']}.jpg" for r in results))
     try:
         images = write_images({n for p in pairs for n in p}, work / "images")
         for size in sizes:  # the whole table at the smaller size first

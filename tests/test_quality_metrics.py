@@ -189,3 +189,28 @@ def test_verdicts_and_rows_per_pair_and_size(quality):
     assert quality.result_rows(results[:1]) == [["a-b", "256 (256x128)", "pastiche", "0.500", "0.250", "-1.00",
                                                  "50.0"]]
     assert len(quality.RESULT_HEADER) == len(quality.result_rows(results)[0])
+
+
+def test_keep_takes_the_earlier_results_this_run_does_not_measure_and_names_each_run(quality):
+    def row(method, size):
+        return {"pair": "a-b", "size": size, "method": method, "output_size": [size, size],
+                "style_distance": 0.5, "content_distance": 0.25, "border_excess": 1.0, "seconds": 10.0}
+
+    def info(date, methods, earlier=()):
+        return {"date": date, "cpu": "cpu", "cores": 2, "commit": date, "repeat": 1, "methods": methods,
+                "steps": None, "command": f"run of {date}", **({"earlier": list(earlier)} if earlier else {})}
+
+    first = info("d1", ["pastiche", "photo"])
+    previous = {"info": info("d2", ["lecture"], [first]),
+                "results": [row("pastiche", 256), row("photo", 256), row("lecture", 256), row("photo", 512)]}
+    # This run measures photo at 512 again and pastiche at 512: the other three are kept.
+    kept, earlier = quality.kept_results(previous, {("a-b", 512, "photo"), ("a-b", 512, "pastiche")})
+    assert [(r["method"], r["size"]) for r in kept] == [("pastiche", 256), ("photo", 256), ("lecture", 256)]
+    assert [run["date"] for run in earlier] == ["d1", "d2"] and all("earlier" not in run for run in earlier)
+    now = info("d3", ["pastiche", "photo"], earlier)
+    report = quality.report_markdown(now, kept + [row("pastiche", 512), row("photo", 512)], [])
+    assert [line.split(",")[0] for line in report.splitlines() if line.startswith("Measured")] == [
+        "Measured d1 on cpu (2 cores)", "Measured d2 on cpu (2 cores)", "Measured d3 on cpu (2 cores)"]
+    assert "- lecture: `" in report and "- photo: `" in report
+    # Nothing kept: no earlier run is named.
+    assert quality.kept_results(previous, {("a-b", s, m) for s in (256, 512) for m in quality.METHODS}) == ([], [])
