@@ -9,11 +9,12 @@ size measured both ways, the tiling's overhead (seconds per epoch tiled over unt
 
 --fit fits the memory model tiles.py decides with (MEMORY_BASE and the bytes per pixel of an
 untiled stage, of a tiled stage's image and of its largest tile) to the rows, and prints the
-largest stage per GB either way. --progress prints every tile of every epoch (a long run moves).
+largest stage per GB either way. --progress FILE appends a line for every epoch and every tile, with
+the seconds so far and the resident memory, to FILE as it happens (`tail -f FILE` follows a long run).
 
     python scripts/tiling.py --sizes 900x600 --tiles 0 448 --epochs 3
     python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 2700x1800:448 --fit
-    python scripts/tiling.py --sizes 7680x4320 --tiles 1024 --epochs 2 --progress
+    python scripts/tiling.py --sizes 7680x4320 --tiles 0 --max-memory 14G --epochs 2 --progress 8k.log
 """
 from __future__ import annotations
 
@@ -58,14 +59,18 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     marks, tiles = [], [0]
     start = time.perf_counter()
 
+    def progress(what: str) -> None:
+        if spec.get("progress"):
+            with open(spec["progress"], "a") as log:
+                print(f"{what} at {time.perf_counter() - start:.1f} s, RSS {resident_mb():.0f} MB", file=log)
+
     def callback(p) -> None:
         marks.append((time.perf_counter(), p.elapsed))
-        print(f"epoch {p.epoch} done at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        progress(f"epoch {p.epoch} done")
 
     def on_tile(done: int, total: int) -> None:
         tiles[0] = total // 2
-        if spec.get("progress"):
-            print(f"  tile {done}/{total} at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        progress(f"  tile {done}/{total}")
 
     out: dict[str, Any] = {"size": [w, h], "tile": tile, "epochs": epochs, "max_memory": spec.get("max_memory")}
     try:
@@ -90,7 +95,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ---- the driver ---------------------------------------------------------------------------------
 
-def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: bool, timeout: Optional[float],
+def resident_mb() -> float:
+    """This process's resident memory now (VmRSS), in MB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: Optional[str], timeout: Optional[float],
             rss_limit_mb: float, max_memory: Optional[int] = None) -> dict[str, Any]:
     spec = {"size": list(size), "tile": tile, "epochs": epochs, "progress": progress, "max_memory": max_memory}
     print(f"{size_name(size)} tile {tile or ('auto' if max_memory else 'off')}: {epochs} epochs ...", flush=True)
@@ -99,8 +110,6 @@ def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: 
                          check=False)
     except WorkerError as e:
         return {**spec, "completed": False, "error": str(e)}
-    if progress and run.stderr_tail:
-        print(run.stderr_tail, flush=True)
     if run.result is None:
         why = "over the memory limit" if run.killed_for_memory else f"exit status {run.returncode}"
         return {**spec, "completed": False, "error": why, "peak_rss_mb": run.sampled_peak_mb}
@@ -171,7 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-memory", type=byte_count, metavar="BYTES",
                    help="rows of tile 0 are tiled as --max-memory decides (default: untiled whatever the memory)")
-    p.add_argument("--progress", action="store_true", help="print every tile of every epoch")
+    p.add_argument("--progress", metavar="FILE", help="append every epoch and tile, with the seconds and the resident "
+                   "memory, to FILE as it happens")
     p.add_argument("--fit", action="store_true", help="fit the memory model to the rows")
     p.add_argument("--timeout", type=float, help="seconds a row may take")
     p.add_argument("--rss-limit-mb", type=float, default=0.9 * memory_total_mb(),
@@ -181,7 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     python = mxnet_python(args.python)
     pairs = args.rows or [(size, tile) for size in args.sizes for tile in args.tiles]
-    rows = [measure(python, size, tile, args.epochs, args.progress, args.timeout, args.rss_limit_mb, args.max_memory)
+    progress = str(Path(args.progress).resolve()) if args.progress else None
+    rows = [measure(python, size, tile, args.epochs, progress, args.timeout, args.rss_limit_mb, args.max_memory)
             for size, tile in pairs]
     print()
     print(markdown_table(HEADER, [row(r) for r in rows]))
