@@ -362,13 +362,14 @@ PRESETS = {
     "photo": Preset(
         "any photo and painting: L-BFGS, a strong style, ReLU taps, long sides doubling from 128 to --size N (512)",
         values=dict(
-            style_weight=1e5,
+            style_weight=3e5,
             tv_weight=10.0,
             content_layers=(layer_index("relu4_2"),),
-            style_layers=tuple(layer_index(f"relu{b}_1") for b in range(1, 6)),
-            # Mirrored borders remove the light frame (docs/QUALITY.md). The layers weighing alike
-            # (style_layer_norm) and average pooling gave a lower style distance still, but straight
-            # seams and blocks a deep layer wide, and the content lost under the style.
+            # Measured on photos and paintings (docs/QUALITY.md, "How photo's values were chosen"):
+            # the layers weighing alike give the style its strength, but with relu5_1 among them
+            # (8x5 cells at 128 px) and average pooling they left blocks and seams a deep cell wide.
+            style_layers=tuple(layer_index(f"relu{b}_1") for b in range(1, 5)),
+            style_layer_norm=True,
             padding="reflect",
         ),
         schedule=CoarseToFine(),

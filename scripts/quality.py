@@ -465,7 +465,8 @@ def measured_rows(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]
     jobs = [{"output": run["output"], "content": str(images[pair[0]]), "style": str(images[pair[1]])}
             for run in runs.values()]
     return [{"pair": pair_name(pair), "size": size, "method": m, **values,
-             "seconds": statistics.median(run["seconds"]), "timings": run["seconds"], "command": run["command"]}
+             "seconds": statistics.median(run["seconds"]), "timings": run["seconds"], "command": run["command"],
+             "output": run["output"]}
             for (m, run), values in zip(runs.items(), run_evaluator(python, jobs, work))]
 
 
@@ -478,8 +479,33 @@ def kept_results(previous: dict[str, Any], planned: set[tuple[str, int, str]]) -
     return results, ([*runs, info] if results else [])
 
 
+def in_table_order(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """By size, then pair and method in the order of PAIRS and METHODS (kept and new results mixed)."""
+    pairs, methods = [pair_name(p) for p in PAIRS], list(METHODS)
+    return sorted(results, key=lambda r: (r["size"], pairs.index(r["pair"]) if r["pair"] in pairs else len(pairs),
+                                          methods.index(r["method"]) if r["method"] in methods else len(methods)))
+
+
+def sheet_order(sheet: Path) -> tuple[int, int]:
+    """A contact sheet's place in the report: by size, then pair (its name is PAIR_SIZE.jpg)."""
+    pairs = [pair_name(p) for p in PAIRS]
+    pair, size = sheet.stem.rsplit("_", 1)
+    return int(size), pairs.index(pair) if pair in pairs else len(pairs)
+
+
+def sheet_runs(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]],
+               kept: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The outputs a pair's contact sheet shows: this run's, and the kept results' whose images
+    are still in the work folder."""
+    earlier = {r["method"]: {"output": r["output"]} for r in kept
+               if r["pair"] == pair_name(pair) and r["size"] == size and Path(r.get("output", "")).is_file()}
+    return {**earlier, **runs}
+
+
 def write_outputs(docs: Path, info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> None:
     """quality.json and the generated part of QUALITY.md, for what has been measured so far."""
+    results = in_table_order(results)
+    sheets = sorted(set(sheets), key=sheet_order)
     (docs / "quality").mkdir(parents=True, exist_ok=True)
     (docs / "quality" / "quality.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
     write_report(docs / "QUALITY.md", report_markdown(info, results, sheets), MARKS,
@@ -568,7 +594,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps)
                 results += measured_rows(pair, size, runs, images, bench_python(args.bench_venv), work)
                 sheets.append(docs / "quality" / f"{pair_name(pair)}_{size}.jpg")
-                write_sheet(sheets[-1], pair, images, runs)
+                write_sheet(sheets[-1], pair, images, sheet_runs(pair, size, runs, results))
                 write_outputs(docs, info, results, sheets)
     except RunError as e:
         print(f"\nerror: {e}", file=sys.stderr)

@@ -76,8 +76,8 @@ def test_photo_preset_values_and_overrides():
     assert s.preset == "photo"
     for name, value in PHOTO.values.items():
         assert getattr(s, name) == value, name
-    assert s.style_layers == tuple(layer_index(f"relu{b}_1") for b in range(1, 6)) == (1, 6, 11, 20, 29)
-    assert s.content_layers == (22,) and s.style_weight == 1e5
+    assert s.style_layers == tuple(layer_index(f"relu{b}_1") for b in range(1, 5)) == (1, 6, 11, 20)
+    assert s.content_layers == (22,) and s.style_weight == 3e5
     assert sides_and_epochs(s.stages) == sides_and_epochs(PHOTO.schedule.stages(512))
     s.validate()
     # An override wins, even where it is the lecture's own value; the rest stays the preset's.
@@ -169,7 +169,7 @@ def test_photo_preset_end_to_end_and_info_repeats_it(tmp_path, pair):
         assert im.size == (64, 48)
         first = np.asarray(im.convert("RGB"))
     s = read_settings(out)
-    assert s.preset == "photo" and s.style_weight == 1e5 and s.style_layers == (1, 6, 11, 20, 29)
+    assert s.preset == "photo" and s.style_weight == 3e5 and s.style_layers == (1, 6, 11, 20)
     assert [(st.width, st.height, st.epochs, st.optimizer) for st in s.stages] == [(64, 48, 3, "lbfgs")]
     log = json.loads(out.with_suffix(".json").read_text())
     assert log["settings"]["preset"] == "photo"
@@ -189,7 +189,7 @@ def test_stylize_with_a_preset(pair):
     img = neural_style.stylize(str(pair[0]), str(pair[1]), preset="photo", size=48, seed=0)
     assert img.size == (48, 36)  # reflect padding needs 32 px per side at relu5_1
     s = Settings.from_dict(json.loads(img.info["neural-style:settings"]))
-    assert s.preset == "photo" and s.style_weight == 1e5 and s.stages[0].epochs == PHOTO.schedule.epochs
+    assert s.preset == "photo" and s.style_weight == 3e5 and s.stages[0].epochs == PHOTO.schedule.epochs
     assert neural_style.settings_for("photo", size=32) == settings_for("photo", size=32)
     with pytest.raises(TypeError, match="settings or a preset"):
         neural_style.stylize(str(pair[0]), str(pair[1]), settings=Settings(), preset="photo")

@@ -214,3 +214,22 @@ def test_keep_takes_the_earlier_results_this_run_does_not_measure_and_names_each
     assert "- lecture: `" in report and "- photo: `" in report
     # Nothing kept: no earlier run is named.
     assert quality.kept_results(previous, {("a-b", s, m) for s in (256, 512) for m in quality.METHODS}) == ([], [])
+
+
+def test_kept_and_new_results_are_reported_in_table_order_with_every_output_on_the_sheet(quality, tmp_path):
+    a, b = (quality.pair_name(p) for p in quality.PAIRS[:2])
+    rows = [{"pair": b, "size": 256, "method": "photo"}, {"pair": a, "size": 512, "method": "pastiche"},
+            {"pair": a, "size": 256, "method": "photo"}, {"pair": a, "size": 256, "method": "pastiche"}]
+    assert [(r["size"], r["pair"], r["method"]) for r in quality.in_table_order(rows)] == [
+        (256, a, "pastiche"), (256, a, "photo"), (256, b, "photo"), (512, a, "pastiche")]
+    sheets = [Path(f"{a}_512.jpg"), Path(f"{b}_256.jpg"), Path(f"{a}_256.jpg")]
+    assert sorted(sheets, key=quality.sheet_order) == [Path(f"{a}_256.jpg"), Path(f"{b}_256.jpg"), Path(f"{a}_512.jpg")]
+    # A kept result's image is shown beside this run's while it is still in the work folder.
+    kept_image = tmp_path / "kept.png"
+    kept_image.write_bytes(b"")
+    kept = [{"pair": a, "size": 256, "method": "lecture", "output": str(kept_image)},
+            {"pair": a, "size": 256, "method": "pastiche", "output": str(tmp_path / "gone.png")},
+            {"pair": b, "size": 256, "method": "lecture", "output": str(kept_image)}]
+    runs = {"photo": {"output": "new.png"}}
+    assert quality.sheet_runs(quality.PAIRS[0], 256, runs, kept) == {"lecture": {"output": str(kept_image)},
+                                                                     "photo": {"output": "new.png"}}
