@@ -431,14 +431,32 @@ def write_sheet(path: Path, pair: Sequence[str], images: dict[str, Path], runs: 
     contact_sheet(tiles).save(path, quality=85)
 
 
+def gaps(results: list[dict[str, Any]]) -> list[str]:
+    """The methods missing at a size for some pairs, where the method, the size and the pairs are
+    each measured somewhere else (what partial_note's whole-method, -size and -pair checks miss)."""
+    done = {(r["pair"], r["size"], r["method"]) for r in results}
+    pairs = [pair_name(p) for p in PAIRS if any(r["pair"] == pair_name(p) for r in results)]
+    sizes = sorted({r["size"] for r in results})
+    methods = [m for m in METHODS if any(r["method"] == m for r in results)]
+    out = []
+    for size in sizes:
+        for method in methods:
+            lacking = [p for p in pairs if (p, size, method) not in done]
+            if lacking:
+                out.append(f"{method} at {size} " + ("for any pair" if len(lacking) == len(pairs) else
+                                                        "for " + ", ".join(lacking)))
+    return out
+
+
 def partial_note(results: list[dict[str, Any]], steps: Optional[int]) -> str:
     """What of the full comparison the results leave out ('' when they are the full one)."""
     missing = [f"method {m}" for m in METHODS if m not in {r["method"] for r in results}]
     missing += [f"size {s}" for s in DEFAULT_SIZES if s not in {r["size"] for r in results}]
     missing += [f"pair {pair_name(p)}" for p in PAIRS if pair_name(p) not in {r["pair"] for r in results}]
+    missing += gaps(results)
     if steps is not None:
         missing.append(f"the methods' own step counts (this run: {steps} steps)")
-    return "" if not missing else "**Partial run**: without " + ", ".join(missing) + "."
+    return "" if not missing else "**Partial run**: without " + "; ".join(missing) + "."
 
 
 def report_markdown(info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> str:

