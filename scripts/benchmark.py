@@ -147,7 +147,8 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MB; 0 once it has gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -171,7 +172,7 @@ def run_worker(python: str, script: Path, mode: str, spec: dict[str, Any], *, ti
         peak, killed = 0.0, False
         try:
             while proc.poll() is None:
-                rss = _rss_mb(proc.pid)
+                rss = rss_mb(proc.pid)
                 peak = max(peak, rss)
                 if rss_limit_mb is not None and rss > rss_limit_mb:
                     killed = True

@@ -460,15 +460,16 @@ def partial_note(results: list[dict[str, Any]], steps: Optional[int]) -> str:
 
 
 def report_markdown(info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> str:
+    runs = [*info.get("earlier", []), info]
     lines = [f"Measured {run['date']} on {run['cpu']} ({run['cores']} cores), commit {run['commit']}, "
              f"by `{run['command']}`; seconds are the median of {run['repeat']} timing(s) of the whole command."
-             for run in [*info.get("earlier", []), info]]
+             for run in runs]
     lines.append("")
     partial = partial_note(results, info["steps"])
     if partial:
         lines += [partial, ""]
     lines += ["Command lines (the METHODS table of scripts/quality.py):", ""]
-    methods = dict.fromkeys(m for run in [*info.get("earlier", []), info] for m in run["methods"])
+    methods = dict.fromkeys(m for run in runs for m in run["methods"])
     lines += [f"- {name}: `{METHODS[name].template}`" for name in methods]
     lines += ["", markdown_table(RESULT_HEADER, result_rows(results)), "", "Photo against pastiche:", ""]
     lines += [f"- {pair} at {size}: {text}" for pair, size, text in verdicts(results)]
@@ -497,18 +498,21 @@ def kept_results(previous: dict[str, Any], planned: set[tuple[str, int, str]]) -
     return results, ([*runs, info] if results else [])
 
 
+def rank(name: str, order: Sequence[str]) -> int:
+    """name's place in order; after all of them when it is not there."""
+    return order.index(name) if name in order else len(order)
+
+
 def in_table_order(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """By size, then pair and method in the order of PAIRS and METHODS (kept and new results mixed)."""
-    pairs, methods = [pair_name(p) for p in PAIRS], list(METHODS)
-    return sorted(results, key=lambda r: (r["size"], pairs.index(r["pair"]) if r["pair"] in pairs else len(pairs),
-                                          methods.index(r["method"]) if r["method"] in methods else len(methods)))
+    pairs = [pair_name(p) for p in PAIRS]
+    return sorted(results, key=lambda r: (r["size"], rank(r["pair"], pairs), rank(r["method"], list(METHODS))))
 
 
 def sheet_order(sheet: Path) -> tuple[int, int]:
     """A contact sheet's place in the report: by size, then pair (its name is PAIR_SIZE.jpg)."""
-    pairs = [pair_name(p) for p in PAIRS]
     pair, size = sheet.stem.rsplit("_", 1)
-    return int(size), pairs.index(pair) if pair in pairs else len(pairs)
+    return int(size), rank(pair, [pair_name(p) for p in PAIRS])
 
 
 def sheet_runs(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]],
@@ -604,7 +608,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.keep and previous.is_file():
         planned = {(pair_name(p), s, m) for p in pairs for s in sizes for m in args.methods}
         results, info["earlier"] = kept_results(json.loads(previous.read_text()), planned)
-        sheets = list(dict.fromkeys(docs / "quality" / f"{r['pair']}_{r['size']}.jpg" for r in results))
+        sheets = [docs / "quality" / f"{r['pair']}_{r['size']}.jpg" for r in results]  # write_outputs dedups
     try:
         images = write_images({n for p in pairs for n in p}, work / "images")
         for size in sizes:  # the whole table at the smaller size first

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ sys.path[:0] = [str(SCRIPTS), str(SCRIPTS.parent)]
 
 from neural_style.config import byte_count  # noqa: E402  (no MXNet: the driver stays light)
 from benchmark import (RESULT_PREFIX, WorkerError, markdown_table, memory_total_mb, mxnet_python,  # noqa: E402
-                       parse_size, run_worker, size_name)
+                       parse_size, rss_mb, run_worker, size_name)
 
 GB = 2**30
 HEADER = ["size", "MP", "tile", "tiles/epoch", "largest tile (px)", "peak RSS (GB)", "s/epoch", "s before epoch 1",
@@ -62,7 +63,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     def progress(what: str) -> None:
         if spec.get("progress"):
             with open(spec["progress"], "a") as log:
-                print(f"{what} at {time.perf_counter() - start:.1f} s, RSS {resident_mb():.0f} MB", file=log)
+                print(f"{what} at {time.perf_counter() - start:.1f} s, RSS {rss_mb(os.getpid()):.0f} MB", file=log)
 
     def callback(p) -> None:
         marks.append((time.perf_counter(), p.elapsed))
@@ -94,12 +95,6 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- the driver ---------------------------------------------------------------------------------
-
-def resident_mb() -> float:
-    """This process's resident memory now (VmRSS), in MB."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
-
 
 def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: Optional[str], timeout: Optional[float],
             rss_limit_mb: float, max_memory: Optional[int] = None) -> dict[str, Any]:
