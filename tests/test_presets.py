@@ -206,5 +206,5 @@ def test_demo_settings_validate_and_its_images_are_there():
     assert parse(["demo", "--preset", "lecture"]) == settings_for("lecture", size=256)  # its options win
     assert parse(["demo", "--size", "64"]).stages[-1].long_side == 64
     assert DEMO_STYLE == "package:starry_night"
-    assert read_source(DEMO_STYLE).shape == (409, 512, 3) and read_source(DEMO_CONTENT).ndim == 3
+    assert read_source(DEMO_STYLE).shape == (402, 512, 3) and read_source(DEMO_CONTENT).ndim == 3
 
