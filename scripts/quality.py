@@ -524,10 +524,10 @@ def sheet_runs(pair: Sequence[str], size: int, runs: dict[str, dict[str, Any]],
     return {**earlier, **runs}
 
 
-def write_outputs(docs: Path, info: dict[str, Any], results: list[dict[str, Any]], sheets: list[Path]) -> None:
+def write_outputs(docs: Path, info: dict[str, Any], results: list[dict[str, Any]], sheets: set[Path]) -> None:
     """quality.json and the generated part of QUALITY.md, for what has been measured so far."""
     results = in_table_order(results)
-    sheets = sorted(set(sheets), key=sheet_order)
+    sheets = sorted(sheets, key=sheet_order)
     (docs / "quality").mkdir(parents=True, exist_ok=True)
     (docs / "quality" / "quality.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
     write_report(docs / "QUALITY.md", report_markdown(info, results, sheets), MARKS,
@@ -603,20 +603,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "commit": git_commit(), "repeat": args.repeat, "methods": list(args.methods), "steps": steps,
             "command": "python scripts/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])}
     results: list[dict[str, Any]] = []
-    sheets: list[Path] = []
+    sheets: set[Path] = set()
     previous = docs / "quality" / "quality.json"
     if args.keep and previous.is_file():
         planned = {(pair_name(p), s, m) for p in pairs for s in sizes for m in args.methods}
         results, info["earlier"] = kept_results(json.loads(previous.read_text()), planned)
-        sheets = [docs / "quality" / f"{r['pair']}_{r['size']}.jpg" for r in results]  # write_outputs dedups
+        sheets = {docs / "quality" / f"{r['pair']}_{r['size']}.jpg" for r in results}
     try:
         images = write_images({n for p in pairs for n in p}, work / "images")
         for size in sizes:  # the whole table at the smaller size first
             for pair in pairs:
                 runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps)
                 results += measured_rows(pair, size, runs, images, bench_python(args.bench_venv), work)
-                sheets.append(docs / "quality" / f"{pair_name(pair)}_{size}.jpg")
-                write_sheet(sheets[-1], pair, images, sheet_runs(pair, size, runs, results))
+                sheet = docs / "quality" / f"{pair_name(pair)}_{size}.jpg"
+                sheets.add(sheet)
+                write_sheet(sheet, pair, images, sheet_runs(pair, size, runs, results))
                 write_outputs(docs, info, results, sheets)
     except RunError as e:
         print(f"\nerror: {e}", file=sys.stderr)
@@ -624,6 +625,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+    results = in_table_order(results)
     print("\n" + markdown_table(RESULT_HEADER, result_rows(results)))
     for pair, size, text in verdicts(results):
         print(f"{pair} at {size}: {text}")
