@@ -1,7 +1,7 @@
 """Tiled optimisation: the untiled loss and gradient of an image whose activations do not fit,
 computed from overlapping tiles, exactly (to rounding), not approximately.
 
-Each tile is an interior, a part of a partition of the image, plus a halo clipped to the image.
+Each tile is an interior, a part of a partition of the image, plus a halo within the image.
 The halo covers what the interior's features depend on up to the deepest tap (``halo``, derived
 from the network's layer windows); interiors start on the pooling grid (multiples of the deepest
 tap's stride), so the interior's features at every tap are the whole image's, rows and columns
@@ -72,10 +72,12 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def cuts(length: int, tile: int, align: int) -> list[int]:
-    """The interiors' edges along one side: every ``tile`` pixels, the last interior taking the
-    rest, so that each one spans at least ``align`` pixels (a position at the deepest tap)."""
+    """The interiors' edges along one side: as few interiors of at most ``tile`` pixels as cover
+    it, of one size (a multiple of ``align``), the last one taking the rest, so that each one
+    spans at least ``align`` pixels (a position at the deepest tap) and the tiles waste little."""
     full = max(length // align * align, 1)
-    return [*range(0, full, tile), length]
+    count = -(-full // tile)
+    return [*range(0, full, round_up(-(-full // count), align)), length]
 
 
 @dataclass(frozen=True)
@@ -117,16 +119,34 @@ class Tile:
         return (rows.stop - rows.start) * (cols.stop - cols.start) / ((height // stride) * (width // stride))
 
 
+def span(start: int, end: int, length: int, halo: int, side: int, align: int) -> tuple[int, int]:
+    """The pixels a tile sees along one side: the interior [start, end) and ``halo`` beyond it,
+    within [0, length). A tile cut by the image's edge reaches further inwards instead, up to
+    ``side`` pixels (its start kept on the grid), so that the tiles share a few shapes (one where
+    length is a multiple of align): each new shape costs MXNet and oneDNN memory and set-up time.
+    More context than the halo changes none of the interior's features."""
+    low, high = max(start - halo, 0), min(end + halo, length)
+    if low == 0:
+        high = max(high, min(side, length))
+    elif high == length:
+        low = min(low, max(round_up(length - side, align), 0))
+    return low, high
+
+
 def tile_grid(width: int, height: int, tile: int, halo: int, align: int = 16) -> list[Tile]:
-    """The tiles of a width x height image, row by row: interiors of ``tile`` x ``tile`` pixels
-    (rounded up to a multiple of align; the last row and column take the rest) starting at
-    multiples of ``align``, each with ``halo`` pixels around it (rounded up to a multiple of
-    align, so that every tile starts on the pooling grid), clipped to the image."""
+    """The tiles of a width x height image, row by row: interiors of at most ``tile`` x ``tile``
+    pixels (rounded up to a multiple of align; ``cuts``) starting at multiples of ``align``, each
+    seen with ``halo`` pixels around it (rounded up to a multiple of align, so that every tile
+    starts on the pooling grid), within the image (``span``)."""
     tile, halo = round_up(max(tile, 1), align), round_up(halo, align)
-    rows, cols = cuts(height, tile, align), cuts(width, tile, align)
-    return [Tile((top, bottom, left, right),
-                 (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0), min(right + halo, width)))
-            for top, bottom in zip(rows, rows[1:]) for left, right in zip(cols, cols[1:])]
+
+    def along(length: int) -> list[tuple[int, int, int, int]]:
+        edges = cuts(length, tile, align)
+        side = edges[1] - edges[0] + 2 * halo  # an inner tile's
+        return [(start, end, *span(start, end, length, halo, side, align)) for start, end in zip(edges, edges[1:])]
+
+    return [Tile((top, bottom, left, right), (y0, y1, x0, x1))
+            for top, bottom, y0, y1 in along(height) for left, right, x0, x1 in along(width)]
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,16 @@ TOLERANCE = {"gram": (1e-5, 1e-4), "wasserstein": (1e-4, 1e-3), "mean and second
 # ---- the grid --------------------------------------------------------------------------------
 
 def test_grid_by_hand():
-    # interiors every 16 px from 0, the last one taking the rest (50 = 32 + 18); halo 5 -> 8
+    # interiors every 16 px from 0, the last one taking the rest (50 = 32 + 18); halo 5 -> 8, so
+    # a tile sees 16 + 2 * 8 = 32 px: the first, cut by the edge at 0, reaches to 32 instead of 24;
+    # the last would start at 50 - 32 = 18, off the grid, so it starts at 24, its halo's start
     grid = tile_grid(50, 20, 16, 5, align=8)
     assert [t.interior for t in grid] == [(0, 20, 0, 16), (0, 20, 16, 32), (0, 20, 32, 50)]
-    assert [t.bounds for t in grid] == [(0, 20, 0, 24), (0, 20, 8, 40), (0, 20, 24, 50)]
+    assert [t.bounds for t in grid] == [(0, 20, 0, 32), (0, 20, 8, 40), (0, 20, 24, 50)]
+    # where the image's sides are multiples of the grid, every tile has one shape
+    grid = tile_grid(96, 64, 16, 8, align=16)
+    assert {(t.bounds[1] - t.bounds[0], t.bounds[3] - t.bounds[2]) for t in grid} == {(48, 48)}
+    assert [t.bounds[2:] for t in grid[:6]] == [(0, 48), (0, 48), (16, 64), (32, 80), (48, 96), (48, 96)]
     assert cuts(53, 16, 16) == [0, 16, 32, 53]  # no 5-px interior at the edge: 48..53 joins 32..48
     assert cuts(10, 16, 16) == [0, 10]
 
@@ -101,9 +107,13 @@ def test_interiors_partition_every_map_and_tiles_start_on_the_grid(width, height
         top, bottom, left, right = t.interior
         assert top % align == 0 and left % align == 0
         assert bottom - top >= align and right - left >= align  # a position at the deepest tap
-        assert t.bounds == (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0),
-                            min(right + halo, width))
-        assert t.bounds[0] % align == 0 and t.bounds[2] % align == 0
+        y0, y1, x0, x1 = t.bounds
+        # the interior and its halo, within the image, starting on the grid
+        assert 0 <= y0 <= max(top - halo, 0) and min(bottom + halo, height) <= y1 <= height
+        assert 0 <= x0 <= max(left - halo, 0) and min(right + halo, width) <= x1 <= width
+        assert y0 % align == 0 and x0 % align == 0
+    # inner tiles, the last column's, the last row's and the corner's
+    assert len({(t.bounds[1] - t.bounds[0], t.bounds[3] - t.bounds[2]) for t in grid}) <= 4
 
 
 def test_halo_from_the_layers(vgg_caffe, shallow_net):
