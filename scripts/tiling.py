@@ -14,7 +14,8 @@ the seconds so far and the resident memory, to FILE as it happens (`tail -f FILE
 
     python scripts/tiling.py --sizes 900x600 --tiles 0 448 --epochs 3
     python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 2700x1800:448 --fit
-    python scripts/tiling.py --sizes 7680x4320 --tiles 0 --max-memory 14G --epochs 2 --progress 8k.log
+    python scripts/tiling.py --sizes 7680x4320 --tiles 0 --max-memory 14G --epochs 2 --progress 8k.log --json 8k.json
+    python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 --fit --include 8k.json
 """
 from __future__ import annotations
 
@@ -170,8 +171,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=parse_size, nargs="+", default=[(900, 600)], metavar="WxH")
     p.add_argument("--tiles", type=int, nargs="+", default=[0, 448], metavar="N", help="0: untiled")
-    p.add_argument("--rows", type=size_and_tile, nargs="+", metavar="WxH:N",
-                   help="measure these (size, tile) pairs instead of every --sizes with every --tiles")
+    p.add_argument("--rows", type=size_and_tile, nargs="*", metavar="WxH:N",
+                   help="measure these (size, tile) pairs instead of every --sizes with every --tiles (none: "
+                   "only the --include rows)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-memory", type=byte_count, metavar="BYTES",
                    help="rows of tile 0 are tiled as --max-memory decides (default: untiled whatever the memory)")
@@ -182,19 +184,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rss-limit-mb", type=float, default=0.9 * memory_total_mb(),
                    help="stop a row whose resident memory passes this (default: 90%% of the machine's)")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--include", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="rows an earlier run wrote with --json, added to this run's table and fit (a long row, "
+                   "such as 7680x4320, measured on its own)")
     p.add_argument("--python", help="the interpreter with the package's dependencies")
     args = p.parse_args(argv)
     python = mxnet_python(args.python)
-    pairs = args.rows or [(size, tile) for size in args.sizes for tile in args.tiles]
+    pairs = args.rows if args.rows is not None else [(size, tile) for size in args.sizes for tile in args.tiles]
     progress = str(Path(args.progress).resolve()) if args.progress else None
     rows = [measure(python, size, tile, args.epochs, progress, args.timeout, args.rss_limit_mb, args.max_memory)
             for size, tile in pairs]
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    rows += [r for path in args.include for r in json.loads(path.read_text())]
     print()
     print(markdown_table(HEADER, [row(r) for r in rows]))
     for line in overheads(rows) + (fit(rows) if args.fit else []):
         print(line)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 
