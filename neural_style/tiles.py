@@ -321,14 +321,19 @@ def tv_part(Xt: nd.NDArray, tile: Tile, shape: tuple[int, int]) -> nd.NDArray:
 # ---- the memory model: whether a stage is tiled, and in tiles of what size ----------------------
 # A stage's peak resident memory, fitted against its pixels by `python scripts/tiling.py --fit`
 # (transfer(), one SGD stage, the default layers; docs/BENCHMARKS.md, "Tiling (issue 13)").
-#: Bytes of the process besides the stage: Python, MXNet, VGG's weights.
-MEMORY_BASE = 1.37e9
+# Each kind of stage has its own line: a straight line through the sizes measured, not a count
+# of the process's parts (Python, MXNet and VGG's weights take about 0.45 GB before any stage).
+#: Bytes of an untiled stage's line at no pixels.
+MEMORY_BASE = 1.09e9
 #: Bytes per pixel of an untiled stage.
-UNTILED_BYTES_PER_PIXEL = 4278.0
-#: Bytes per pixel of the image in a tiled stage: the image, its gradient, the content targets.
-TILED_IMAGE_BYTES_PER_PIXEL = 51.0
+UNTILED_BYTES_PER_PIXEL = 4052.0
+#: Bytes of a tiled stage's line at no pixels.
+TILED_MEMORY_BASE = 2.3e8
+#: Bytes per pixel of the image in a tiled stage: the image, its gradient and the tiles' sum of
+#: it, the content image, the divergence guard's copies, the content targets' maps.
+TILED_IMAGE_BYTES_PER_PIXEL = 135.0
 #: Bytes per pixel of a tiled stage's largest tile (interior and halo): its activations.
-TILE_BYTES_PER_PIXEL = 4774.0
+TILE_BYTES_PER_PIXEL = 5515.0
 #: Bytes per pixel of one array of the image's shape (3 float32 channels): what an optimizer keeps.
 IMAGE_ARRAY_BYTES_PER_PIXEL = 12
 #: The image-shaped arrays each optimizer keeps (L-BFGS: two per remembered pair).
@@ -362,7 +367,7 @@ def predicted_peak(stage: Stage, settings: Settings, tile_pixels: Optional[int] 
     pixels = stage.width * stage.height
     if tile_pixels is None:
         return MEMORY_BASE + (UNTILED_BYTES_PER_PIXEL + optimizer_bytes(stage, settings)) * pixels
-    return (MEMORY_BASE + (TILED_IMAGE_BYTES_PER_PIXEL + optimizer_bytes(stage, settings)) * pixels
+    return (TILED_MEMORY_BASE + (TILED_IMAGE_BYTES_PER_PIXEL + optimizer_bytes(stage, settings)) * pixels
             + TILE_BYTES_PER_PIXEL * tile_pixels)
 
 

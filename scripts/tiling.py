@@ -3,14 +3,17 @@
 Each row is one transfer() run in a fresh process (peak memory is per process): one SGD stage of
 the default layers and losses at --sizes, for each --tiles value (0: untiled; N: --tile-size N),
 --epochs epochs. It prints, per row, the peak resident memory (``ru_maxrss``), the seconds per
-epoch (the median over the epochs after the first), the seconds before the first epoch (the
-targets, which a tiled stage also computes in tiles), and the tiles per epoch; then, for each
-size measured both ways, the tiling's overhead (seconds per epoch tiled over untiled).
+epoch (the median over the epochs after the second: an untiled stage's first epoch is only
+queued when its callback runs, so the first interval holds two epochs' work; a two-epoch row
+times its second epoch), the seconds before the first epoch (the targets, which a tiled stage
+also computes in tiles), and the tiles per epoch; then, for each size measured both ways, the
+tiling's overhead (seconds per epoch tiled over untiled).
 
---fit fits the memory model tiles.py decides with (MEMORY_BASE and the bytes per pixel of an
-untiled stage, of a tiled stage's image and of its largest tile) to the rows, and prints the
-largest stage per GB either way. --progress FILE appends a line for every epoch and every tile, with
-the seconds so far and the resident memory, to FILE as it happens (`tail -f FILE` follows a long run).
+--fit fits the memory model tiles.py decides with (a line for untiled stages against their
+pixels, one for tiled stages against the image's pixels and the largest tile's) to the rows, and
+prints the largest stage per GB either way. --progress FILE appends a line for every epoch and
+every tile, with the seconds so far and the resident memory, to FILE as it happens (`tail -f
+FILE` follows a long run). --include adds the rows an earlier --json run wrote.
 
     python scripts/tiling.py --sizes 900x600 --tiles 0 448 --epochs 3
     python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 2700x1800:448 --fit
@@ -88,7 +91,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         out["largest_tile_pixels"] = max((b - t) * (r - l) for t, b, l, r in (g.bounds for g in grid))
     else:
         out["largest_tile_pixels"] = w * h
+    # an untiled stage's first epoch is only queued when its callback runs (MXNet computes
+    # asynchronously), so the first interval holds two epochs' work and the one-off allocations
     steps = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
+    steps = steps[1:] or steps
     out.update(tiles=tiles[0], peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                seconds_per_epoch=median(steps) if steps else None,
                setup_seconds=marks[0][0] - marks[0][1] - start if marks else None)
@@ -136,24 +142,26 @@ def overheads(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def fit(rows: list[dict[str, Any]]) -> list[str]:
-    """Least-squares fits of the memory model (tiles.py) to the completed rows."""
+    """Least-squares lines of the memory model (tiles.py) through the completed rows: untiled
+    peaks against the pixels; tiled peaks against the image's pixels and the largest tile's."""
     import numpy as np
 
     done = [r for r in rows if r.get("completed")]
     untiled = [(r["size"][0] * r["size"][1], r["peak_rss_mb"] * 2**20) for r in done if not r["tile"]]
-    tiled = [(r["size"][0] * r["size"][1], r["largest_tile_pixels"], r["peak_rss_mb"] * 2**20) for r in done
+    tiled = [(1.0, r["size"][0] * r["size"][1], r["largest_tile_pixels"], r["peak_rss_mb"] * 2**20) for r in done
              if r["tile"]]
     if len(untiled) < 2:
         return ["--fit needs at least two untiled sizes"]
     per_pixel, base = np.polyfit(*zip(*untiled), 1)
     lines = [f"MEMORY_BASE = {base:.3g}", f"UNTILED_BYTES_PER_PIXEL = {per_pixel:.4g}",
              f"untiled: {GB / per_pixel / 1e6:.3f} MP per GB above the base"]
-    if len(tiled) >= 2:
-        a = np.array([(p, t) for p, t, _ in tiled], float)
-        (image, tile), *_ = np.linalg.lstsq(a, np.array([m - base for *_, m in tiled]), rcond=None)
-        lines += [f"TILED_IMAGE_BYTES_PER_PIXEL = {image:.4g}", f"TILE_BYTES_PER_PIXEL = {tile:.4g}",
-                  f"tiled: {GB / image / 1e6:.3f} MP per GB of the image above the base and the tile"]
-    return lines
+    if len(tiled) < 3:
+        return lines + ["--fit needs at least three tiled rows for the tiled line"]
+    a = np.array([row[:3] for row in tiled], float)
+    (tiled_base, image, tile), *_ = np.linalg.lstsq(a, np.array([row[3] for row in tiled]), rcond=None)
+    return lines + [f"TILED_MEMORY_BASE = {tiled_base:.3g}", f"TILED_IMAGE_BYTES_PER_PIXEL = {image:.4g}",
+                    f"TILE_BYTES_PER_PIXEL = {tile:.4g}",
+                    f"tiled: {GB / image / 1e6:.3f} MP per GB of the image above the base and the tile"]
 
 
 def size_and_tile(text: str) -> tuple[tuple[int, int], int]:
@@ -174,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rows", type=size_and_tile, nargs="*", metavar="WxH:N",
                    help="measure these (size, tile) pairs instead of every --sizes with every --tiles (none: "
                    "only the --include rows)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-memory", type=byte_count, metavar="BYTES",
                    help="rows of tile 0 are tiled as --max-memory decides (default: untiled whatever the memory)")
     p.add_argument("--progress", metavar="FILE", help="append every epoch and tile, with the seconds and the resident "

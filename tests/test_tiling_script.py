@@ -12,12 +12,12 @@ def tiling():
     yield from script_module("tiling")
 
 
-def rows_of(base, untiled, image, tile):
+def rows_of(base, untiled, tiled_base, image, tile):
     """Rows whose peaks follow the model exactly (bytes), as the worker reports them (MB)."""
     rows = [{"size": [w, h], "tile": 0, "completed": True, "largest_tile_pixels": w * h,
              "peak_rss_mb": (base + untiled * w * h) / 2**20} for w, h in [(450, 300), (900, 600), (1800, 1200)]]
     rows += [{"size": [w, h], "tile": t, "completed": True, "largest_tile_pixels": px,
-              "peak_rss_mb": (base + image * w * h + tile * px) / 2**20}
+              "peak_rss_mb": (tiled_base + image * w * h + tile * px) / 2**20}
              for (w, h), t, px in [((1800, 1200), 448, 369664), ((2400, 1600), 448, 313600),
                                    ((7680, 4320), 1408, 1797120)]]
     return rows
@@ -28,19 +28,21 @@ def constants(lines):
 
 
 def test_the_fit_recovers_the_models_constants(tiling):
-    fitted = constants(tiling.fit(rows_of(1.2e9, 4000.0, 180.0, 4700.0)))
+    fitted = constants(tiling.fit(rows_of(1.2e9, 4000.0, 3e8, 180.0, 4700.0)))
     assert fitted["MEMORY_BASE"] == pytest.approx(1.2e9, rel=1e-3)
     assert fitted["UNTILED_BYTES_PER_PIXEL"] == pytest.approx(4000.0, rel=1e-3)
+    assert fitted["TILED_MEMORY_BASE"] == pytest.approx(3e8, rel=1e-3)
     assert fitted["TILED_IMAGE_BYTES_PER_PIXEL"] == pytest.approx(180.0, rel=1e-3)
     assert fitted["TILE_BYTES_PER_PIXEL"] == pytest.approx(4700.0, rel=1e-3)
 
 
 def test_the_fit_leaves_out_rows_that_did_not_complete(tiling):
-    rows = rows_of(1.2e9, 4000.0, 180.0, 4700.0)
+    rows = rows_of(1.2e9, 4000.0, 3e8, 180.0, 4700.0)
     rows.append({"size": [9000, 9000], "tile": 448, "completed": False, "largest_tile_pixels": 369664,
                  "peak_rss_mb": 1.0})
     assert constants(tiling.fit(rows))["TILED_IMAGE_BYTES_PER_PIXEL"] == pytest.approx(180.0, rel=1e-3)
     assert tiling.fit(rows[:1]) == ["--fit needs at least two untiled sizes"]
+    assert tiling.fit(rows[:5])[-1] == "--fit needs at least three tiled rows for the tiled line"
 
 
 def test_overheads_compare_each_tiled_row_with_its_untiled_size(tiling):
@@ -51,7 +53,7 @@ def test_overheads_compare_each_tiled_row_with_its_untiled_size(tiling):
 
 
 def test_rows_from_an_earlier_run_join_the_table_and_the_fit(tiling, tmp_path, capsys):
-    rows = rows_of(1.2e9, 4000.0, 180.0, 4700.0)
+    rows = rows_of(1.2e9, 4000.0, 3e8, 180.0, 4700.0)
     for r in rows:
         r.update(epochs=2, tiles=4, seconds_per_epoch=1.0, setup_seconds=1.0)
     earlier = tmp_path / "8k.json"
