@@ -1,6 +1,7 @@
 """VGG19 as a fixed feature extractor: its layers, its weights, and extract_features."""
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -127,18 +128,29 @@ def layer_window(layer: gluon.Block) -> tuple[int, int, int]:
 FeatureNet = Union[VGGFeatures, gluon.SymbolBlock]
 
 
+#: The first convolutions (the first block: conv1_1, conv1_2) that stay float32 under
+#: --precision bfloat16. At full resolution their maps are the largest, the casts and layout
+#: reorders around them cost more than they save, and conv1_1's 3 input channels leave its
+#: backward pass off AMX. 10 epochs at 450x300 in bfloat16, farm-bench, 5 pairs: the whole run
+#: took 0.87x the time with them in float32 (docs/BENCHMARKS.md).
+FLOAT32_CONVOLUTIONS = 2
+
+
 def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
-    """A copy of net whose convolutions (and the ReLUs and max-pools between them) run in
-    bfloat16 on oneDNN, its weights stored in bfloat16, its input and tapped outputs float32
+    """A copy of net whose convolutions after the first FLOAT32_CONVOLUTIONS (and the ReLUs and
+    max-pools between them) run in bfloat16 on oneDNN, their weights stored in bfloat16, its input and tapped outputs float32
     (so the gradient reaches a float32 image, and the Gram matrices and losses stay float32).
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
     instead fails in oneDNN. The copy has net's ``taps`` and ``windows`` and no parameter gradients."""
     net.hybridize()
     side = min_side(net.taps, 2)  # maps of 2 px at least: reflect padding needs them
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
+    nodes = json.loads(net._cached_graph[1].tojson())["nodes"]
+    float32 = [n["name"] for n in nodes if n["op"] == "Convolution"][:FLOAT32_CONVOLUTIONS]
     with warnings.catch_warnings():  # "Cannot decide type for ... data": it is float32, given at each call
         warnings.filterwarnings("ignore", "Cannot decide type", UserWarning)
-        converted = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctx, cast_optional_params=True)
+        converted = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctx, cast_optional_params=True,
+                                             excluded_sym_names=float32)
     net.hybridize(False)
     converted.collect_params().setattr("grad_req", "null")
     converted.taps, converted.windows = net.taps, net.windows

@@ -95,12 +95,15 @@ def test_the_bfloat16_network_is_a_frozen_copy_with_float32_ends():
     from mxnet import autograd, nd
 
     from neural_style.schedule import feature_net
+    from neural_style.vgg import FLOAT32_CONVOLUTIONS
 
     settings = Settings(precision="bfloat16")
     net = feature_net(settings, mx.cpu())
     params = net.collect_params().values()
     assert {p.grad_req for p in params} == {"null"}
-    assert any(p.name.endswith("weight") and p.dtype != np.float32 for p in params)  # stored in bfloat16
+    weights = [p for p in params if p.name.endswith("weight")]
+    # the first block's convolutions stay float32, the others are stored in bfloat16
+    assert [p.dtype == np.float32 for p in weights] == [i < FLOAT32_CONVOLUTIONS for i in range(len(weights))]
     X = nd.ones((1, 3, 32, 32))
     X.attach_grad()
     with autograd.record():
