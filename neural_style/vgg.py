@@ -138,14 +138,15 @@ FLOAT32_CONVOLUTIONS = 2
 
 def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
     """A copy of net whose convolutions after the first FLOAT32_CONVOLUTIONS (and the ReLUs and
-    max-pools between them) run in bfloat16 on oneDNN, their weights stored in bfloat16, its input and tapped outputs float32
-    (so the gradient reaches a float32 image, and the Gram matrices and losses stay float32).
+    max-pools between them) run in bfloat16 on oneDNN, their weights stored in bfloat16, its
+    input and tapped outputs float32 (so the gradient reaches a float32 image, and the Gram
+    matrices and losses stay float32).
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
     instead fails in oneDNN. The copy has net's ``taps`` and ``windows`` and no parameter gradients."""
     net.hybridize()
     side = min_side(net.taps, 2)  # maps of 2 px at least: reflect padding needs them
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
-    nodes = json.loads(net._cached_graph[1].tojson())["nodes"]
+    nodes = json.loads(mx.sym.Group(net(mx.sym.var("data"))).tojson())["nodes"]  # the same graph, by name
     float32 = [n["name"] for n in nodes if n["op"] == "Convolution"][:FLOAT32_CONVOLUTIONS]
     with warnings.catch_warnings():  # "Cannot decide type for ... data": it is float32, given at each call
         warnings.filterwarnings("ignore", "Cannot decide type", UserWarning)
