@@ -58,12 +58,20 @@ def get_context(device: str) -> mx.Context:
 
 
 @contextlib.contextmanager
-def static_memory(net: FeatureNet, pixels: int) -> Iterator[None]:
+def static_memory(net: FeatureNet, pixels: int, tiled: bool = False) -> Iterator[None]:
     """Run the network with memory allocated once for its forward and backward pass, not every
-    epoch, and freed memory kept for the next epoch up to a size (runtime.keep_freed_memory);
-    free the static memory afterwards: the network outlives the run in feature_net's cache."""
-    runtime.keep_freed_memory(pixels <= runtime.KEEP_MEMORY_MAX_PIXELS)
-    net.hybridize(static_alloc=True, static_shape=True)
+    epoch, and freed memory kept for the next epoch, up to a size (runtime.keep_freed_memory);
+    free the static memory afterwards: the network outlives the run in feature_net's cache.
+
+    Above that size an untiled stage allocates call by call instead: static memory holds the
+    forward's and the backward's buffers side by side for the whole stage, and with freed memory
+    handed back to the kernel anyway it saves no time (1800x1200: a peak of 9350 MB static, 7565
+    MB without, docs/BENCHMARKS.md). A tiled stage keeps it: its buffers are one tile's, reused
+    by every tile."""
+    small = pixels <= runtime.KEEP_MEMORY_MAX_PIXELS
+    runtime.keep_freed_memory(small)
+    static = small or tiled
+    net.hybridize(static_alloc=static, static_shape=static)
     try:
         yield
     finally:
@@ -333,7 +341,8 @@ def transfer(
                     X = initial_image(settings, content_X, stage, rng, ctx)
                 else:
                     X = next_stage_init(X, stage.image_shape)
-                with static_memory(net, stage.width * stage.height) if hybridize else contextlib.nullcontext():
+                tiled = isinstance(objective, TiledObjective)
+                with static_memory(net, stage.width * stage.height, tiled) if hybridize else contextlib.nullcontext():
                     X = train(X, objective, stage, settings, [*hooks, Resume(ckpt, hooks)] if resumed else hooks, s)
                 run.stage_images.append(run.image(X))
         except PartialWork as e:
