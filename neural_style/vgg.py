@@ -131,7 +131,7 @@ FeatureNet = Union[VGGFeatures, gluon.SymbolBlock]
 #: The first convolutions (the first block: conv1_1, conv1_2) that stay float32 under
 #: --precision bfloat16. At full resolution their maps are the largest, the casts and layout
 #: reorders around them cost more than they save, and conv1_1's 3 input channels leave its
-#: backward pass off AMX. 10 epochs at 450x300 in bfloat16, farm-bench, 5 pairs: the whole run
+#: backward pass off AMX. 10 epochs at 450x300 in bfloat16, 5 pairs of whole runs in turn: the whole run
 #: took 0.87x the time with them in float32 (docs/BENCHMARKS.md).
 FLOAT32_CONVOLUTIONS = 2
 
