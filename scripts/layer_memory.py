@@ -1,10 +1,11 @@
 """Where the untiled peak goes: the memory a few VGG layers take for one forward pass and the
 gradient to their input, in MXNet (static, dynamic and operator-by-operator graphs) and PyTorch.
 
-Each measurement runs in a fresh process: a stack of layers on 64-channel maps at one size
-(block 1 of VGG19 at that image size), three iterations of forward and backward with a head
-gradient of ones, and the process's peak resident memory minus its resident memory just before,
-counted in feature maps. MXNet runs with glibc's own malloc (NEURAL_STYLE_MALLOC=system), so
+Each measurement runs in a fresh process (Linux: it reads /proc): a stack of layers on
+64-channel maps at one size (block 1 of VGG19 at that image size), one warm-up pass at 8x8
+(threads, kernels), then three iterations of forward and backward with a head gradient of ones;
+the process's peak resident memory over those three, minus its resident memory just before
+them, counted in feature maps. MXNet runs with glibc's own malloc (NEURAL_STYLE_MALLOC=system), so
 that memory freed is memory returned and the peak counts what is live, as PyTorch's does.
 
     python scripts/layer_memory.py                  # 900x600, the default stacks
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +36,16 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak() -> None:
+    """Start the process's peak resident memory (VmHWM) afresh from its resident memory now, so
+    that nothing before the measurement (imports, set-up) can stand as its peak."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def map_mb(width: int, height: int) -> float:
@@ -60,8 +68,14 @@ def measure_mxnet(mode: str, stack: list[str], width: int, height: int) -> float
         net.hybridize(static_alloc=True, static_shape=True)
     elif mode == "dynamic":
         net.hybridize()
+    warm = nd.random.uniform(shape=(1, CHANNELS, 8, 8))  # threads, kernels: what any size needs once
+    warm.attach_grad()
+    with autograd.record():
+        y = net(warm)
+    y.backward(nd.ones_like(y))
     x = nd.random.uniform(shape=(1, CHANNELS, height, width))
     nd.waitall()
+    reset_peak()
     before = rss_mb()  # before the input's gradient, which PyTorch's count includes too
     x.attach_grad()
     for _ in range(ITERATIONS):
@@ -79,14 +93,19 @@ def measure_torch(stack: list[str], width: int, height: int) -> float:
     import torch.nn.functional as F
 
     weights = [torch.randn(CHANNELS, CHANNELS, 3, 3) * 0.05 if kind == "c" else None for kind in stack]
-    x = torch.rand(1, CHANNELS, height, width, requires_grad=True)
-    before = rss_mb()
-    for _ in range(ITERATIONS):
+
+    def iteration(x: torch.Tensor) -> None:
         y = x
         for kind, w in zip(stack, weights):
             y = F.conv2d(y, w, padding=1) if kind == "c" else F.relu(y) if kind == "r" else F.max_pool2d(y, 2, 2)
-        (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
-        del y, grad
+        torch.autograd.grad(y, x, torch.ones_like(y))
+
+    iteration(torch.rand(1, CHANNELS, 8, 8, requires_grad=True))  # threads, kernels: what any size needs once
+    x = torch.rand(1, CHANNELS, height, width, requires_grad=True)
+    reset_peak()
+    before = rss_mb()
+    for _ in range(ITERATIONS):
+        iteration(x)
     return peak_mb() - before
 
 
