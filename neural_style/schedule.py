@@ -65,9 +65,9 @@ def static_memory(net: FeatureNet, pixels: int, tiled: bool = False) -> Iterator
 
     Above that size an untiled stage allocates call by call instead: static memory holds the
     forward's and the backward's buffers side by side for the whole stage, and with freed memory
-    handed back to the kernel anyway it saves no time (1800x1200: a peak of 9350 MB static, 7565
-    MB without, docs/BENCHMARKS.md). A tiled stage keeps it: its buffers are one tile's, reused
-    by every tile."""
+    handed back to the kernel anyway it saves no time (1800x1200, 3 runs each: peaks of 8929 MiB
+    static and 7357 MiB without, 0.99x the time, docs/BENCHMARKS.md). A tiled stage keeps it: its
+    buffers are one tile's, reused by every tile."""
     small = pixels <= runtime.KEEP_MEMORY_MAX_PIXELS
     runtime.keep_freed_memory(small)
     static = small or tiled

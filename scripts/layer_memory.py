@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"no {BENCH_PYTHON}: the PyTorch column is left out (scripts/benchmark.py --setup)", file=sys.stderr)
     print(f"Peak memory of forward + gradient to the input, in {CHANNELS}-channel maps of {width}x{height} "
-          f"({map_mb(width, height):.0f} MB each), over the memory before; {ITERATIONS} iterations, a fresh process each")
+          f"({map_mb(width, height):.0f} MB each), over the memory before; {ITERATIONS} iterations, "
+          "a fresh process each")
     print()
     print("| stack | " + " | ".join(f"MXNet {m}" if m != "torch" else "PyTorch" for m in modes) + " |")
     print("|---|" + "---|" * len(modes))
