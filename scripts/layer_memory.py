@@ -23,17 +23,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent
+sys.path[:0] = [str(SCRIPTS)]
+
+from benchmark import parse_size, rss_mb  # noqa: E402  (the standard library only: torch's environment runs it too)
+
+ROOT = SCRIPTS.parent
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 CHANNELS = 64
 ITERATIONS = 3
 MXNET_MODES = ("static", "dynamic", "imperative")
 DEFAULT_STACKS = ("c", "c,r", "c,r,c,r", "c,r,c,r,p")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def reset_peak() -> None:
@@ -76,7 +76,7 @@ def measure_mxnet(mode: str, stack: list[str], width: int, height: int) -> float
     x = nd.random.uniform(shape=(1, CHANNELS, height, width))
     nd.waitall()
     reset_peak()
-    before = rss_mb()  # before the input's gradient, which PyTorch's count includes too
+    before = rss_mb(os.getpid())  # before the input's gradient, which PyTorch's count includes too
     x.attach_grad()
     for _ in range(ITERATIONS):
         with autograd.record():
@@ -103,7 +103,7 @@ def measure_torch(stack: list[str], width: int, height: int) -> float:
     iteration(torch.rand(1, CHANNELS, 8, 8, requires_grad=True))  # threads, kernels: what any size needs once
     x = torch.rand(1, CHANNELS, height, width, requires_grad=True)
     reset_peak()
-    before = rss_mb()
+    before = rss_mb(os.getpid())
     for _ in range(ITERATIONS):
         iteration(x)
     return peak_mb() - before
@@ -128,13 +128,6 @@ def run_worker(mode: str, stack: str, width: int, height: int) -> float | None:
     return json.loads(lines[-1])["maps"]
 
 
-def size(text: str) -> tuple[int, int]:
-    w, _, h = text.partition("x")
-    if not (w.isdigit() and h.isdigit()) or int(w) < 2 or int(h) < 2:
-        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 900x600, not {text!r}")
-    return int(w), int(h)
-
-
 def stack_spec(text: str) -> str:
     if any(kind not in ("c", "r", "p") for kind in text.split(",")):
         raise argparse.ArgumentTypeError(f"a stack is c, r and p separated by commas, not {text!r}")
@@ -143,7 +136,7 @@ def stack_spec(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=size, default=(900, 600), metavar="WxH", help="map size (default 900x600)")
+    parser.add_argument("--size", type=parse_size, default=(900, 600), metavar="WxH", help="map size (default 900x600)")
     parser.add_argument("--stacks", nargs="+", type=stack_spec, default=list(DEFAULT_STACKS), metavar="STACK",
                         help="layer stacks to measure (default: " + " ".join(DEFAULT_STACKS) + ")")
     parser.add_argument("--no-torch", action="store_true", help="leave the PyTorch column out")
