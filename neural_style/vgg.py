@@ -113,7 +113,11 @@ class VGGFeatures(nn.HybridBlock):
 
 def layer_window(layer: gluon.Block) -> tuple[int, int, int]:
     """A layer's (kernel, stride, padding) on one side (a dilated kernel by its reach); ValueError
-    for a window that differs between the axes."""
+    for a window that differs between the axes. A BorderPadded convolution's is its convolution's
+    with the border it pads: (3, 1, 1) like the zero-padded one's."""
+    if isinstance(layer, BorderPadded):
+        kernel, stride, padding = layer_window(layer.conv)
+        return (kernel, stride, padding + 1)
     kw = getattr(layer, "_kwargs", None) or {}
     if "kernel" not in kw:
         return (1, 1, 0)

@@ -175,6 +175,16 @@ def test_tiles_give_the_untiled_loss_and_gradient(shallow_net, rng, statistic, w
     assert_same(tiled, untiled, *TOLERANCE[statistic])
 
 
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_border_padded_networks_in_tiles(rng, padding):
+    """A convolution that pads its border from the image widens the halo as a zero-padded one does."""
+    net = load_vgg((8, 1, 6), "caffe", activation_scale=1.0, padding=padding)
+    assert halo(net.windows, net.taps) == SHALLOW_HALO
+    tiled, untiled, n = compare(net, Settings(**SHALLOW, padding=padding), GRAM, 70, 53, 16, rng)
+    assert n > 2
+    assert_same(tiled, untiled)
+
+
 def test_a_halo_short_of_the_layers_is_not_exact(shallow_net, rng):
     tiled, untiled, _ = compare(shallow_net, Settings(**SHALLOW), GRAM, 96, 64, 16, rng, halo=SHALLOW_HALO - 2)
     (losses, grad), (_, ref_grad) = tiled, untiled
