@@ -1,7 +1,7 @@
 """The lecture's losses against the same formulas written out in numpy."""
 import numpy as np
 import pytest
-from mxnet import nd
+from mxnet import autograd, nd
 
 from neural_style.config import LossWeights
 from neural_style.losses import compute_loss, content_loss, gram, style_loss, tv_loss
@@ -59,3 +59,19 @@ def test_compute_loss_weights_and_sums(rng):
     assert sl.asscalar() == pytest.approx(exp_s, rel=1e-4)
     assert tl.asscalar() == pytest.approx(exp_t, rel=1e-5)
     assert total.asscalar() == pytest.approx(exp_c + exp_s + exp_t, rel=1e-4)
+
+
+def test_gram_gradient_is_the_whole_gradient_of_x_xt(rng):
+    """gram's backward pass runs one product; it must still be d/dX of sum(W * X Xᵀ / size) =
+    (W + Wᵀ) X / size, for a W that is not symmetric (a loss of G need not be)."""
+    x = rng.normal(size=(1, 5, 3, 4)).astype(np.float32)
+    W = rng.normal(size=(5, 5)).astype(np.float32)
+    X = nd.array(x)
+    X.attach_grad()
+    with autograd.record():
+        loss = (gram(X) * nd.array(W)).sum()
+    loss.backward()
+    f = x.reshape(5, -1).astype(np.float64)
+    by_hand = ((W + W.T) @ f / x.size).reshape(x.shape)
+    np.testing.assert_allclose(X.grad.asnumpy(), by_hand, rtol=1e-5, atol=1e-7)
+    assert loss.asscalar() == pytest.approx((W * (f @ f.T) / x.size).sum(), rel=1e-5)
