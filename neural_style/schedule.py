@@ -28,7 +28,7 @@ from .tiles import TiledObjective, Tiling, memory_budget, tile_size_for
 from .train import Hook, Loop, Objective, train
 from .version import __version__
 from .cpu import cpu_info, resolve_precision
-from .vgg import FeatureNet, extract_features, load_vgg, to_bfloat16
+from .vgg import BFloat16Features, FeatureNet, extract_features, load_vgg
 
 
 @dataclass
@@ -105,7 +105,7 @@ _NET_CACHE: dict = {}
 
 def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
     """The frozen VGG19 for settings' layers, weights, pooling, padding and precision (bfloat16:
-    vgg.to_bfloat16's copy), kept for the next run with the same ones (loading it takes longer
+    vgg.BFloat16Features), kept for the next run with the same ones (loading it takes longer
     than a small run: repeated stylize() calls, tests)."""
     taps = tuple(settings.content_layers) + tuple(settings.style_layers)
     precision = run_precision(settings)
@@ -117,7 +117,7 @@ def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
             runtime.allow_amx()  # only now: holding AMX's state slows every float32 run (docs/BENCHMARKS.md)
         net = load_vgg(taps, settings.weights_source, settings.k, ctx, settings.weights_file,
                        pooling=settings.pooling, padding=settings.padding)
-        _NET_CACHE[key] = to_bfloat16(net, ctx) if precision == "bfloat16" else net
+        _NET_CACHE[key] = BFloat16Features(net, ctx) if precision == "bfloat16" else net
     return _NET_CACHE[key]
 
 

@@ -128,38 +128,95 @@ def layer_window(layer: gluon.Block) -> tuple[int, int, int]:
     return windows.pop()
 
 
-#: What extract_features runs: VGGFeatures, or its bfloat16 copy (to_bfloat16).
-FeatureNet = Union[VGGFeatures, gluon.SymbolBlock]
+#: The first convolutions that stay float32 under --precision bfloat16: conv1_1, whose 3 input
+#: channels keep its backward pass off AMX, and whose casts and layout reorders at full
+#: resolution would cost more than bfloat16 saves. conv1_2 runs in bfloat16 where its map is at
+#: most AMX_MAX_WIDTH wide: 5 pairs of whole runs in turn, 11 epochs at 450x300, an epoch took
+#: 0.92x the time with conv1_2 in bfloat16 than in float32 (docs/BENCHMARKS.md).
+FLOAT32_CONVOLUTIONS = 1
+
+#: The widest map on which a zero-padded bfloat16 convolution runs: for one wider, oneDNN 2.4
+#: (MXNet 1.9.1's) does not finish building the backward pass on AMX (737 px: minutes without
+#: end, at any height and channel count; 736 px, or no padding: milliseconds; docs/BENCHMARKS.md).
+#: Such convolutions stay float32 (float32_convolutions).
+AMX_MAX_WIDTH = 736
 
 
-#: The first convolutions (the first block: conv1_1, conv1_2) that stay float32 under
-#: --precision bfloat16. At full resolution their maps are the largest, the casts and layout
-#: reorders around them cost more than they save, and conv1_1's 3 input channels leave its
-#: backward pass off AMX. 10 epochs at 450x300 in bfloat16, 5 pairs of whole runs in turn: the whole run
-#: took 0.87x the time with them in float32 (docs/BENCHMARKS.md).
-FLOAT32_CONVOLUTIONS = 2
+def convolution_widths(net: VGGFeatures, width: int) -> list[tuple[int, bool]]:
+    """For an image ``width`` pixels wide: the width of each convolution's input map in net, and
+    whether that convolution pads with zeros itself (a BorderPadded one does not)."""
+    widths = []
+    for layer, (kernel, stride, padding) in zip(net.layers, net.windows):
+        if isinstance(layer, (nn.Conv2D, BorderPadded)):
+            widths.append((width, isinstance(layer, nn.Conv2D)))
+        width = (width + 2 * padding - kernel) // stride + 1
+    return widths
 
 
-def to_bfloat16(net: VGGFeatures, ctx: mx.Context) -> gluon.SymbolBlock:
-    """A copy of net whose convolutions after the first FLOAT32_CONVOLUTIONS (and the ReLUs and
-    max-pools between them) run in bfloat16 on oneDNN, their weights stored in bfloat16, its
-    input and tapped outputs float32 (so the gradient reaches a float32 image, and the Gram
-    matrices and losses stay float32).
+def float32_convolutions(net: VGGFeatures, width: int) -> int:
+    """How many of net's first convolutions stay float32 in bfloat16 for an image ``width`` pixels
+    wide: FLOAT32_CONVOLUTIONS, and every zero-padded one on a map wider than AMX_MAX_WIDTH (the
+    maps narrow with depth, so those come first)."""
+    too_wide = [i + 1 for i, (w, padded) in enumerate(convolution_widths(net, width)) if padded and w > AMX_MAX_WIDTH]
+    return max([FLOAT32_CONVOLUTIONS, *too_wide])
+
+
+def to_bfloat16(net: VGGFeatures, ctx: mx.Context, float32: int = FLOAT32_CONVOLUTIONS) -> gluon.SymbolBlock:
+    """A copy of net whose convolutions after the first ``float32`` (and the ReLUs and max-pools
+    between them) run in bfloat16 on oneDNN, their weights stored in bfloat16, its input and
+    tapped outputs float32 (so the gradient reaches a float32 image, and the Gram matrices and
+    losses stay float32).
     MXNet 1.9.1's AMP converts a hybridized block's graph; casting the Gluon block's parameters
     instead fails in oneDNN. The copy has net's ``taps`` and ``windows`` and no parameter gradients."""
     net.hybridize()
     side = min_side(net.taps, 2)  # maps of 2 px at least: reflect padding needs them
     net(nd.zeros((1, 3, side, side), ctx=ctx))  # the graph AMP converts
     nodes = json.loads(mx.sym.Group(net(mx.sym.var("data"))).tojson())["nodes"]  # the same graph, by name
-    float32 = [n["name"] for n in nodes if n["op"] == "Convolution"][:FLOAT32_CONVOLUTIONS]
+    excluded = [n["name"] for n in nodes if n["op"] == "Convolution"][:float32]
     with warnings.catch_warnings():  # "Cannot decide type for ... data": it is float32, given at each call
         warnings.filterwarnings("ignore", "Cannot decide type", UserWarning)
         converted = amp.convert_hybrid_block(net, target_dtype="bfloat16", ctx=ctx, cast_optional_params=True,
-                                             excluded_sym_names=float32)
+                                             excluded_sym_names=excluded)
     net.hybridize(False)
     converted.collect_params().setattr("grad_req", "null")
     converted.taps, converted.windows = net.taps, net.windows
     return converted
+
+
+class BFloat16Features:
+    """net in bfloat16 for images of any width: the to_bfloat16 copy with float32_convolutions'
+    count for the image's width, each made the first time an image needs it (a copy per count;
+    most runs need one or two). Called, hybridized and tapped like VGGFeatures."""
+
+    def __init__(self, net: VGGFeatures, ctx: mx.Context) -> None:
+        self.net, self.ctx = net, ctx
+        self.taps, self.windows = net.taps, net.windows
+        self.copies: dict[int, gluon.SymbolBlock] = {}
+        self.hybridized: tuple = (False, {})
+
+    def for_width(self, width: int) -> gluon.SymbolBlock:
+        """The copy that runs images ``width`` pixels wide."""
+        float32 = float32_convolutions(self.net, width)
+        if float32 not in self.copies:
+            copy = to_bfloat16(self.net, self.ctx, float32)
+            active, flags = self.hybridized
+            if active:
+                copy.hybridize(True, **flags)
+            self.copies[float32] = copy
+        return self.copies[float32]
+
+    def __call__(self, X: nd.NDArray) -> tuple:
+        return self.for_width(X.shape[3])(X)
+
+    def hybridize(self, active: bool = True, **flags) -> None:
+        """Gluon's hybridize, for every copy, now and later."""
+        self.hybridized = (active, flags)
+        for copy in self.copies.values():
+            copy.hybridize(active, **flags)
+
+
+#: What extract_features runs: VGGFeatures, or its bfloat16 versions (BFloat16Features).
+FeatureNet = Union[VGGFeatures, BFloat16Features]
 
 
 def extract_features(net: FeatureNet, X: nd.NDArray, content_layers: Sequence[int], style_layers: Sequence[int]) -> tuple[list, list]:

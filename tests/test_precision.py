@@ -99,11 +99,6 @@ def test_the_bfloat16_network_is_a_frozen_copy_with_float32_ends():
 
     settings = Settings(precision="bfloat16")
     net = feature_net(settings, mx.cpu())
-    params = net.collect_params().values()
-    assert {p.grad_req for p in params} == {"null"}
-    weights = [p for p in params if p.name.endswith("weight")]
-    # the first block's convolutions stay float32, the others are stored in bfloat16
-    assert [p.dtype == np.float32 for p in weights] == [i < FLOAT32_CONVOLUTIONS for i in range(len(weights))]
     X = nd.ones((1, 3, 32, 32))
     X.attach_grad()
     with autograd.record():
@@ -112,4 +107,43 @@ def test_the_bfloat16_network_is_a_frozen_copy_with_float32_ends():
     assert len(outputs) == len(net.taps) and {o.dtype for o in outputs} == {np.float32}
     total.backward()
     assert X.grad.dtype == np.float32 and float(X.grad.abs().sum().asscalar()) > 0
+    params = net.for_width(32).collect_params().values()
+    assert {p.grad_req for p in params} == {"null"}
+    weights = [p for p in params if p.name.endswith("weight")]
+    # conv1_1 stays float32, the others are stored in bfloat16
+    assert [p.dtype == np.float32 for p in weights] == [i < FLOAT32_CONVOLUTIONS for i in range(len(weights))]
     assert feature_net(Settings(precision="float32"), mx.cpu()) is not net  # precision is part of the cache's key
+
+
+def test_convolutions_on_maps_wider_than_amx_builds_stay_float32():
+    """By hand for the lecture's layers: a zero-padded convolution on a map wider than
+    AMX_MAX_WIDTH (736) stays float32; each max-pool halves the width (rounding down); conv1_1
+    always stays float32; a network that pads its border itself has no such limit."""
+    from neural_style.vgg import AMX_MAX_WIDTH, float32_convolutions, load_vgg
+
+    net = load_vgg(Settings().content_layers + Settings().style_layers)
+    assert AMX_MAX_WIDTH == 736
+    # block 1 sees the image's width, block 2 half, block 3 a quarter, block 4 an eighth, conv5_1 a 16th
+    for width, float32 in [(32, 1), (736, 1), (737, 2), (1473, 2), (1474, 4), (2947, 4), (2948, 8), (5895, 8),
+                           (5896, 12), (11791, 12), (11792, 13)]:
+        assert float32_convolutions(net, width) == float32, width
+    padded = load_vgg(Settings().content_layers + Settings().style_layers, padding="reflect")
+    assert float32_convolutions(padded, 5000) == 1
+
+
+@needs_bfloat16
+def test_an_image_wider_than_amx_builds_runs_in_bfloat16():
+    """A 740-px-wide stage in bfloat16 (conv1_2 on a map wider than AMX_MAX_WIDTH) finishes and
+    its loss falls; before, oneDNN stalled building conv1_2's backward pass on AMX. In a child
+    process with a time limit, so that a stall fails the test instead of hanging it."""
+    child = ("import numpy as np\n"
+             "from neural_style import Settings, Stage, transfer\n"
+             "rng = np.random.default_rng(0)\n"
+             "content, style = (rng.integers(0, 256, (80, 740, 3), dtype=np.uint8) for _ in range(2))\n"
+             "r = transfer(content, style, Settings(stages=(Stage(740, 80, 'sgd', 0.1, 3, 1),), precision='bfloat16',"
+             " report_every=1))\n"
+             "print(r.history[0]['total'], r.history[-1]['total'])\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, last = map(float, out.stdout.split()[-2:])
+    assert last < first
