@@ -25,9 +25,10 @@ def channel_products(X: nd.NDArray) -> nd.NDArray:
     # nd.dot(X, X.T), which cost a quarter of an epoch in MXNet's profile (docs/BENCHMARKS.md).
     # The weight side is a constant, so the backward pass runs one product (dA X), not two and
     # their sum; A + Aᵀ - A, the last term a constant, has A's value and hands A the gradient
-    # dG + dGᵀ, so X still gets X Xᵀ's whole gradient (dG + dGᵀ) X, for any loss of G.
-    A = nd.FullyConnected(X, nd.stop_gradient(X), no_bias=True, num_hidden=num_channels)
-    return A.T + (A - nd.stop_gradient(A))
+    # dG + dGᵀ, so X still gets X Xᵀ's whole gradient (dG + dGᵀ) X, for any loss of G. detach(),
+    # not stop_gradient: the same array without its history, where stop_gradient copies it.
+    A = nd.FullyConnected(X, X.detach(), no_bias=True, num_hidden=num_channels)
+    return A.T + (A - A.detach())
 
 
 def gram(X: nd.NDArray) -> nd.NDArray:
