@@ -6,7 +6,10 @@ imports MXNet.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 #: The CPU flags reported, each as the /proc/cpuinfo flags that make it count.
 CPU_FEATURES = {"avx2": ("avx2",), "avx512": ("avx512f",), "avx512_bf16": ("avx512_bf16",),
@@ -40,3 +43,8 @@ def resolve_precision(precision: str, device: str, features: Mapping[str, bool])
     if precision != "auto":
         return precision
     return "bfloat16" if device == "cpu" and has_fast_bfloat16(features) else "float32"
+
+
+def run_precision(settings: "Settings") -> str:
+    """settings.precision with 'auto' decided for this machine's CPU."""
+    return resolve_precision(settings.precision, settings.device, cpu_info()["features"])

@@ -27,7 +27,7 @@ from .losses import GRAM, StyleStatistic, style_statistic
 from .tiles import TiledObjective, Tiling, memory_budget, tile_size_for
 from .train import Hook, Loop, Objective, train
 from .version import __version__
-from .cpu import cpu_info, resolve_precision
+from .cpu import run_precision
 from .vgg import BFloat16Features, FeatureNet, extract_features, load_vgg
 
 
@@ -119,11 +119,6 @@ def feature_net(settings: Settings, ctx: mx.Context) -> FeatureNet:
                        pooling=settings.pooling, padding=settings.padding)
         _NET_CACHE[key] = BFloat16Features(net, ctx) if precision == "bfloat16" else net
     return _NET_CACHE[key]
-
-
-def run_precision(settings: Settings) -> str:
-    """settings.precision with 'auto' decided for this machine's CPU (cpu.resolve_precision)."""
-    return resolve_precision(settings.precision, settings.device, cpu_info()["features"])
 
 
 def effective_settings(settings: Settings, content_img: np.ndarray) -> Settings:

@@ -25,6 +25,7 @@ import mxnet as mx
 from mxnet import autograd, nd
 
 from .config import Settings, Stage
+from .cpu import run_precision
 from .losses import (GRAM, StyleStatistic, content_loss, mix, neighbour_difference, stage_loss_weights, style_layer_weights,
                      with_total)
 from .vgg import FeatureNet, extract_features
@@ -319,21 +320,37 @@ def tv_part(Xt: nd.NDArray, tile: Tile, shape: tuple[int, int]) -> nd.NDArray:
 
 
 # ---- the memory model: whether a stage is tiled, and in tiles of what size ----------------------
-# A stage's peak resident memory, fitted against its pixels by `python scripts/tiling.py --fit`
-# (transfer(), one SGD stage, the default layers; docs/BENCHMARKS.md, "Tiling (issue 13)").
-# Each kind of stage has its own line: a straight line through the sizes measured, not a count
-# of the process's parts (Python, MXNet and VGG's weights take about 0.45 GB before any stage).
-#: Bytes of an untiled stage's line at no pixels.
-MEMORY_BASE = 1.09e9
-#: Bytes per pixel of an untiled stage.
-UNTILED_BYTES_PER_PIXEL = 4052.0
-#: Bytes of a tiled stage's line at no pixels.
-TILED_MEMORY_BASE = 2.3e8
-#: Bytes per pixel of the image in a tiled stage: the image, its gradient and the tiles' sum of
-#: it, the content image, the divergence guard's copies, the content targets' maps.
-TILED_IMAGE_BYTES_PER_PIXEL = 135.0
-#: Bytes per pixel of a tiled stage's largest tile (interior and halo): its activations.
-TILE_BYTES_PER_PIXEL = 5515.0
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """A stage's peak resident memory, fitted against its pixels by `python scripts/tiling.py
+    --fit` (transfer(), one SGD stage, the default layers; docs/BENCHMARKS.md, "Tiling (issue
+    13)"). Each kind of stage has its own line: a straight line through the sizes measured, not
+    a count of the process's parts (Python, MXNet and VGG's weights take about 0.45 GB before any
+    stage). Bytes: ``base``, an untiled stage's line at no pixels; ``untiled``, per pixel of an
+    untiled stage; ``tiled_base``, a tiled stage's line at no pixels; ``tiled_image``, per pixel
+    of the image in a tiled stage (the image, its gradient and the tiles' sum of it, the content
+    image, the divergence guard's copies, the content targets' maps); ``tile``, per pixel of a
+    tiled stage's largest tile (interior and halo): its activations."""
+
+    base: float
+    untiled: float
+    tiled_base: float
+    tiled_image: float
+    tile: float
+
+
+#: The model of each precision (the network's). bfloat16's maps are half as large, but the casts
+#: and layout reorders around them add buffers and the float32 network stays loaded: its
+#: untiled peaks were at or above float32's line at 450x300 and 1200x800, below it at 900x600
+#: and 1800x1200, and no straight line passes near all four (static memory ends at 1.5 MP). So
+#: its untiled line has float32's slope and a base raised until no bfloat16 row measured lies
+#: above it (1200x800's decides); its tiled line is the fit through its three tiled rows
+#: (`scripts/tiling.py --precision bfloat16`, docs/BENCHMARKS.md).
+MEMORY_MODELS = {
+    "float32": MemoryModel(base=1.09e9, untiled=4052.0, tiled_base=2.3e8, tiled_image=135.0, tile=5515.0),
+    "bfloat16": MemoryModel(base=1.93e9, untiled=4052.0, tiled_base=-1.98e7, tiled_image=339.5, tile=4817.0),
+}
 #: Bytes per pixel of one array of the image's shape (3 float32 channels): what an optimizer keeps.
 IMAGE_ARRAY_BYTES_PER_PIXEL = 12
 #: The image-shaped arrays each optimizer keeps (L-BFGS: two per remembered pair).
@@ -363,12 +380,13 @@ def optimizer_bytes(stage: Stage, settings: Settings) -> float:
 
 
 def predicted_peak(stage: Stage, settings: Settings, tile_pixels: Optional[int] = None) -> float:
-    """The model's peak memory of a stage, untiled or with tiles of ``tile_pixels`` (halo included)."""
+    """The model's peak memory of a stage, untiled or with tiles of ``tile_pixels`` (halo
+    included), for the precision the run's network has."""
+    model = MEMORY_MODELS[run_precision(settings)]
     pixels = stage.width * stage.height
     if tile_pixels is None:
-        return MEMORY_BASE + (UNTILED_BYTES_PER_PIXEL + optimizer_bytes(stage, settings)) * pixels
-    return (TILED_MEMORY_BASE + (TILED_IMAGE_BYTES_PER_PIXEL + optimizer_bytes(stage, settings)) * pixels
-            + TILE_BYTES_PER_PIXEL * tile_pixels)
+        return model.base + (model.untiled + optimizer_bytes(stage, settings)) * pixels
+    return model.tiled_base + (model.tiled_image + optimizer_bytes(stage, settings)) * pixels + model.tile * tile_pixels
 
 
 def fits(stage: Stage, settings: Settings, side: Optional[int] = None) -> bool:

@@ -11,9 +11,10 @@ tiling's overhead (seconds per epoch tiled over untiled).
 
 --fit fits the memory model tiles.py decides with (a line for untiled stages against their
 pixels, one for tiled stages against the image's pixels and the largest tile's) to the rows, and
-prints the largest stage per GB either way. --progress FILE appends a line for every epoch and
-every tile, with the seconds so far and the resident memory, to FILE as it happens (`tail -f
-FILE` follows a long run). --include adds the rows an earlier --json run wrote.
+prints its fields (a tiles.MemoryModel: one per --precision) and the largest stage per GB either
+way. --progress FILE appends a line for every epoch and every tile, with the seconds so far and
+the resident memory, to FILE as it happens (`tail -f FILE` follows a long run). --include adds
+the rows an earlier --json run wrote.
 
     python scripts/tiling.py --sizes 900x600 --tiles 0 448 --epochs 3
     python scripts/tiling.py --rows 900x600:0 1800x1200:0 1800x1200:448 2700x1800:448 --fit
@@ -60,7 +61,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     (w, h), tile, epochs = spec["size"], int(spec["tile"]), int(spec["epochs"])
     settings = Settings(stages=(Stage(w, h, "sgd", 1.0, epochs, 10**6),), report_every=1, tile_size=tile,
-                        max_memory=spec.get("max_memory") or 2**60)
+                        max_memory=spec.get("max_memory") or 2**60, precision=spec.get("precision", "float32"))
     marks, tiles = [], [0]
     start = time.perf_counter()
 
@@ -77,7 +78,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         tiles[0] = total // 2
         progress(f"  tile {done}/{total}")
 
-    out: dict[str, Any] = {"size": [w, h], "tile": tile, "epochs": epochs, "max_memory": spec.get("max_memory")}
+    out: dict[str, Any] = {"size": [w, h], "tile": tile, "epochs": epochs, "max_memory": spec.get("max_memory"),
+                           "precision": settings.precision}
     try:
         transfer(data.chelsea(), data.immunohistochemistry(), settings, callback, hooks=[OnTile(on_tile)])
         nd.waitall()
@@ -104,9 +106,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 # ---- the driver ---------------------------------------------------------------------------------
 
 def measure(python: str, size: Sequence[int], tile: int, epochs: int, progress: Optional[str], timeout: Optional[float],
-            rss_limit_mb: float, max_memory: Optional[int] = None) -> dict[str, Any]:
-    spec = {"size": list(size), "tile": tile, "epochs": epochs, "progress": progress, "max_memory": max_memory}
-    print(f"{size_name(size)} tile {tile or ('auto' if max_memory else 'off')}: {epochs} epochs ...", flush=True)
+            rss_limit_mb: float, max_memory: Optional[int] = None, precision: str = "float32") -> dict[str, Any]:
+    spec = {"size": list(size), "tile": tile, "epochs": epochs, "progress": progress, "max_memory": max_memory,
+            "precision": precision}
+    print(f"{size_name(size)} tile {tile or ('auto' if max_memory else 'off')}, {precision}: {epochs} epochs ...",
+          flush=True)
     try:
         run = run_worker(python, Path(__file__), "worker", spec, timeout=timeout, rss_limit_mb=rss_limit_mb,
                          check=False)
@@ -147,20 +151,22 @@ def fit(rows: list[dict[str, Any]]) -> list[str]:
     import numpy as np
 
     done = [r for r in rows if r.get("completed")]
+    precisions = sorted({r.get("precision", "float32") for r in done})
+    if len(precisions) > 1:
+        return [f"--fit needs the rows of one precision, not {' and '.join(precisions)}: a model is per precision"]
     untiled = [(r["size"][0] * r["size"][1], r["peak_rss_mb"] * 2**20) for r in done if not r["tile"]]
     tiled = [(1.0, r["size"][0] * r["size"][1], r["largest_tile_pixels"], r["peak_rss_mb"] * 2**20) for r in done
              if r["tile"]]
     if len(untiled) < 2:
         return ["--fit needs at least two untiled sizes"]
     per_pixel, base = np.polyfit(*zip(*untiled), 1)
-    lines = [f"MEMORY_BASE = {base:.3g}", f"UNTILED_BYTES_PER_PIXEL = {per_pixel:.4g}",
+    lines = [f"base = {base:.3g}", f"untiled = {per_pixel:.4g}",
              f"untiled: {GB / per_pixel / 1e6:.3f} MP per GB above the base"]
     if len(tiled) < 3:
         return lines + ["--fit needs at least three tiled rows for the tiled line"]
     a = np.array([row[:3] for row in tiled], float)
     (tiled_base, image, tile), *_ = np.linalg.lstsq(a, np.array([row[3] for row in tiled]), rcond=None)
-    return lines + [f"TILED_MEMORY_BASE = {tiled_base:.3g}", f"TILED_IMAGE_BYTES_PER_PIXEL = {image:.4g}",
-                    f"TILE_BYTES_PER_PIXEL = {tile:.4g}",
+    return lines + [f"tiled_base = {tiled_base:.3g}", f"tiled_image = {image:.4g}", f"tile = {tile:.4g}",
                     f"tiled: {GB / image / 1e6:.3f} MP per GB of the image above the base and the tile"]
 
 
@@ -187,6 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="rows of tile 0 are tiled as --max-memory decides (default: untiled whatever the memory)")
     p.add_argument("--progress", metavar="FILE", help="append every epoch and tile, with the seconds and the resident "
                    "memory, to FILE as it happens")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="the network's (--precision); fit one precision's rows at a time (default: float32)")
     p.add_argument("--fit", action="store_true", help="fit the memory model to the rows")
     p.add_argument("--timeout", type=float, help="seconds a row may take")
     p.add_argument("--rss-limit-mb", type=float, default=0.9 * memory_total_mb(),
@@ -200,8 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     python = mxnet_python(args.python)
     pairs = args.rows if args.rows is not None else [(size, tile) for size in args.sizes for tile in args.tiles]
     progress = str(Path(args.progress).resolve()) if args.progress else None
-    rows = [measure(python, size, tile, args.epochs, progress, args.timeout, args.rss_limit_mb, args.max_memory)
-            for size, tile in pairs]
+    rows = [measure(python, size, tile, args.epochs, progress, args.timeout, args.rss_limit_mb, args.max_memory,
+                    args.precision) for size, tile in pairs]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     rows += [r for path in args.include for r in json.loads(path.read_text())]

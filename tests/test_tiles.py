@@ -13,10 +13,11 @@ from mxnet import nd
 
 from neural_style import transfer
 from neural_style.config import Settings, Stage, byte_count
+from neural_style.cpu import run_precision
 from neural_style.errors import Interrupted
 from neural_style.losses import GRAM, WASSERSTEIN
-from neural_style.tiles import (TiledObjective, Tiling, check_windows, cuts, fits, halo, memory_budget, tile_grid,
-                                tile_size_for)
+from neural_style.tiles import (MEMORY_MODELS, TiledObjective, Tiling, check_windows, cuts, fits, halo, memory_budget,
+                                predicted_peak, tile_grid, tile_size_for)
 from neural_style.train import Hook, Objective, get_inits
 from neural_style.vgg import extract_features, load_vgg
 
@@ -250,6 +251,24 @@ def test_a_stage_is_tiled_only_where_it_would_not_fit(vgg_caffe):
     forced = Settings(tile_size=64, max_memory=2**50)
     assert tile_size_for(vgg_caffe, Stage(96, 64), forced) == 64
     assert tile_size_for(vgg_caffe, Stage(64, 48), forced) == 0
+
+
+def test_the_memory_model_is_the_networks_precisions():
+    """predicted_peak by hand from each precision's MemoryModel; 'auto' is the model of the
+    precision that runs here; a budget between the two precisions' untiled peaks tiles the
+    bfloat16 stage and not the float32 one."""
+    stage = Stage(900, 600)
+    for precision, model in MEMORY_MODELS.items():
+        settings = Settings(stages=(stage,), precision=precision)
+        assert predicted_peak(stage, settings) == pytest.approx(model.base + model.untiled * 540000)
+        assert predicted_peak(stage, settings, 10000) == pytest.approx(
+            model.tiled_base + model.tiled_image * 540000 + model.tile * 10000)
+    f32, bf16 = (predicted_peak(stage, Settings(precision=p)) for p in ("float32", "bfloat16"))
+    assert bf16 > f32
+    between = Settings(stages=(stage,), max_memory=int((f32 + bf16) / 2))
+    assert fits(stage, between) and not fits(stage, dataclasses.replace(between, precision="bfloat16"))
+    auto = Settings(precision="auto")
+    assert predicted_peak(stage, auto) == predicted_peak(stage, Settings(precision=run_precision(auto)))
 
 
 def test_the_memory_budget_is_a_share_of_what_is_available():

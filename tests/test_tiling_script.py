@@ -29,20 +29,22 @@ def constants(lines):
 
 def test_the_fit_recovers_the_models_constants(tiling):
     fitted = constants(tiling.fit(rows_of(1.2e9, 4000.0, 3e8, 180.0, 4700.0)))
-    assert fitted["MEMORY_BASE"] == pytest.approx(1.2e9, rel=1e-3)
-    assert fitted["UNTILED_BYTES_PER_PIXEL"] == pytest.approx(4000.0, rel=1e-3)
-    assert fitted["TILED_MEMORY_BASE"] == pytest.approx(3e8, rel=1e-3)
-    assert fitted["TILED_IMAGE_BYTES_PER_PIXEL"] == pytest.approx(180.0, rel=1e-3)
-    assert fitted["TILE_BYTES_PER_PIXEL"] == pytest.approx(4700.0, rel=1e-3)
+    assert fitted["base"] == pytest.approx(1.2e9, rel=1e-3)
+    assert fitted["untiled"] == pytest.approx(4000.0, rel=1e-3)
+    assert fitted["tiled_base"] == pytest.approx(3e8, rel=1e-3)
+    assert fitted["tiled_image"] == pytest.approx(180.0, rel=1e-3)
+    assert fitted["tile"] == pytest.approx(4700.0, rel=1e-3)
 
 
 def test_the_fit_leaves_out_rows_that_did_not_complete(tiling):
     rows = rows_of(1.2e9, 4000.0, 3e8, 180.0, 4700.0)
     rows.append({"size": [9000, 9000], "tile": 448, "completed": False, "largest_tile_pixels": 369664,
                  "peak_rss_mb": 1.0})
-    assert constants(tiling.fit(rows))["TILED_IMAGE_BYTES_PER_PIXEL"] == pytest.approx(180.0, rel=1e-3)
+    assert constants(tiling.fit(rows))["tiled_image"] == pytest.approx(180.0, rel=1e-3)
     assert tiling.fit(rows[:1]) == ["--fit needs at least two untiled sizes"]
     assert tiling.fit(rows[:5])[-1] == "--fit needs at least three tiled rows for the tiled line"
+    rows[0]["precision"] = "bfloat16"
+    assert tiling.fit(rows) == ["--fit needs the rows of one precision, not bfloat16 and float32: a model is per precision"]
 
 
 def test_overheads_compare_each_tiled_row_with_its_untiled_size(tiling):
@@ -64,5 +66,5 @@ def test_rows_from_an_earlier_run_join_the_table_and_the_fit(tiling, tmp_path, c
     out = capsys.readouterr().out
     assert "| 7680x4320 | 33.18 | 1408 |" in out
     fitted = constants(out.splitlines())
-    assert fitted["TILE_BYTES_PER_PIXEL"] == pytest.approx(4700.0, rel=1e-3)
-    assert fitted["TILED_IMAGE_BYTES_PER_PIXEL"] == pytest.approx(180.0, rel=1e-3)
+    assert fitted["tile"] == pytest.approx(4700.0, rel=1e-3)
+    assert fitted["tiled_image"] == pytest.approx(180.0, rel=1e-3)
