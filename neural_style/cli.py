@@ -200,6 +200,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     from .images import is_named, read_image, read_source
     from .metadata import image_metadata
     from .outputs import check_outputs, output_paths, write_result
+    from .report import load_plotting
     from .schedule import checkpoint_path, get_context, transfer
     from .weights import WeightsError
 
@@ -230,6 +231,7 @@ def run(names: Sequence[str], output: Path, settings: Settings, args: argparse.N
     log = {"version": __version__, "content": names[0], "style": names[1] if len(names) == 2 else list(names[1:]),
            "output": str(output), "settings": settings.to_dict()}
     bar = ProgressBar(settings, enabled=not args.quiet, initial=done)
+    load_plotting()  # now: the loss plot is also written after running out of memory
     start = time.perf_counter()
     with Signals() as signals:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -67,7 +68,7 @@ def write_result(image: Any, output: PathLike, metadata: dict[str, str], log: Op
                  history: Sequence[dict] = (), checkpoint: Optional[Path] = None) -> list[Path]:
     """Write what a run leaves: with ``log`` its JSON log and (where losses were read) the loss
     plot, then the image with its metadata, last, so that an image whose log is missing never
-    stands for a finished run; then remove ``checkpoint``, stale once the run is done. Every file
+    stands for a finished run (a plot that matplotlib cannot draw is left out, with a warning); then remove ``checkpoint``, stale once the run is done. Every file
     is written atomically. Returns the files written, the image first."""
     from .report import plot_losses, write_log
 
@@ -75,7 +76,11 @@ def write_result(image: Any, output: PathLike, metadata: dict[str, str], log: Op
     written = []
     if log is not None:
         if any("total" in h for h in history):
-            written.append(plot_losses(plot_path, history))
+            try:
+                written.append(plot_losses(plot_path, history))
+            except (ImportError, MemoryError) as e:  # near its memory limit a process may not load matplotlib
+                warnings.warn(f"the loss plot was not drawn ({type(e).__name__}: {e}); the image and the log are "
+                              "saved", RuntimeWarning)
         written.append(write_log(log_path, log))
     written.insert(0, save_image(image, image_path, metadata=metadata))
     if checkpoint is not None:

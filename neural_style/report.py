@@ -39,11 +39,20 @@ def write_log(path: Union[str, os.PathLike], log: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def plot_losses(path: Union[str, os.PathLike], history: list[dict]) -> Path:
-    """Each weighted loss term against the epoch, one line each, stages marked."""
+def load_plotting() -> None:
+    """Load matplotlib's Agg backend now: a caller that may plot after running out of memory (the
+    command line saves the last good image and its loss plot then) loads it first, since a
+    process near its address-space limit may no longer map the backend's shared objects."""
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
+def plot_losses(path: Union[str, os.PathLike], history: list[dict]) -> Path:
+    """Each weighted loss term against the epoch, one line each, stages marked."""
+    load_plotting()
     from matplotlib.figure import Figure
 
     history = [h for h in history if "total" in h]  # leave out events such as a recovery

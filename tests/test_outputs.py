@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from neural_style.images import atomic_write, save_image
-from neural_style.outputs import OutputError, check_outputs, output_paths
+from neural_style.outputs import OutputError, check_outputs, output_paths, write_result
 from neural_style.report import plot_losses, write_log
 
 from conftest import smooth_image
@@ -152,6 +152,23 @@ def test_a_failing_log_or_plot_keeps_the_previous_one(tmp_path, monkeypatch):
         plot_losses(plot, history)
     assert log.read_bytes() == old_log and plot.read_bytes() == old_plot
     assert json.loads(log.read_text()) == {"ok": 1} and leftovers(tmp_path) == []
+
+
+def test_a_plot_that_cannot_be_drawn_costs_neither_the_image_nor_the_log(tmp_path, rng, monkeypatch):
+    """Near its address-space limit (the command line saving the last good image after running
+    out of memory) matplotlib may fail to load: the image and the log are still written."""
+    from matplotlib.figure import Figure
+
+    def cannot_load(self, *args, **kwargs):
+        raise ImportError("failed to map segment from shared object")
+
+    monkeypatch.setattr(Figure, "savefig", cannot_load)
+    history = [{"stage": 0, "epoch": e, "content": 1.0, "style": 2.0, "tv": 0.5, "total": 3.5} for e in (1, 2)]
+    with pytest.warns(RuntimeWarning, match="the loss plot was not drawn"):
+        written = write_result(smooth_image(rng, 24, 32), tmp_path / "r.png", {}, {"ok": 1}, history)
+    assert written == [tmp_path / "r.png", tmp_path / "r.json"]
+    assert Image.open(tmp_path / "r.png").size == (32, 24) and json.loads((tmp_path / "r.json").read_text()) == {"ok": 1}
+    assert not (tmp_path / "r_loss.png").exists() and leftovers(tmp_path) == []
 
 
 def test_nan_never_reaches_a_written_image(tmp_path):
