@@ -46,5 +46,8 @@ def resolve_precision(precision: str, device: str, features: Mapping[str, bool])
 
 
 def run_precision(settings: "Settings") -> str:
-    """settings.precision with 'auto' decided for this machine's CPU."""
+    """settings.precision with 'auto' decided for this machine's CPU (/proc/cpuinfo is read only
+    for 'auto': the memory model asks once per tile size it tries)."""
+    if settings.precision != "auto":
+        return settings.precision
     return resolve_precision(settings.precision, settings.device, cpu_info()["features"])

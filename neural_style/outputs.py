@@ -68,8 +68,9 @@ def write_result(image: Any, output: PathLike, metadata: dict[str, str], log: Op
                  history: Sequence[dict] = (), checkpoint: Optional[Path] = None) -> list[Path]:
     """Write what a run leaves: with ``log`` its JSON log and (where losses were read) the loss
     plot, then the image with its metadata, last, so that an image whose log is missing never
-    stands for a finished run (a plot that matplotlib cannot draw is left out, with a warning); then remove ``checkpoint``, stale once the run is done. Every file
-    is written atomically. Returns the files written, the image first."""
+    stands for a finished run (a plot that matplotlib cannot draw is left out, with a warning);
+    then remove ``checkpoint``, stale once the run is done. Every file is written atomically.
+    Returns the files written, the image first."""
     from .report import plot_losses, write_log
 
     image_path, plot_path, log_path = output_paths(output)

@@ -191,19 +191,22 @@ class BFloat16Features:
     def __init__(self, net: VGGFeatures, ctx: mx.Context) -> None:
         self.net, self.ctx = net, ctx
         self.taps, self.windows = net.taps, net.windows
-        self.copies: dict[int, gluon.SymbolBlock] = {}
+        self.copies: dict[int, gluon.SymbolBlock] = {}  # by float32_convolutions' count
+        self.by_width: dict[int, gluon.SymbolBlock] = {}  # the same copies, by image width: one look-up an epoch
         self.hybridized: tuple = (False, {})
 
     def for_width(self, width: int) -> gluon.SymbolBlock:
         """The copy that runs images ``width`` pixels wide."""
-        float32 = float32_convolutions(self.net, width)
-        if float32 not in self.copies:
-            copy = to_bfloat16(self.net, self.ctx, float32)
-            active, flags = self.hybridized
-            if active:
-                copy.hybridize(True, **flags)
-            self.copies[float32] = copy
-        return self.copies[float32]
+        if width not in self.by_width:
+            float32 = float32_convolutions(self.net, width)
+            if float32 not in self.copies:
+                copy = to_bfloat16(self.net, self.ctx, float32)
+                active, flags = self.hybridized
+                if active:
+                    copy.hybridize(True, **flags)
+                self.copies[float32] = copy
+            self.by_width[width] = self.copies[float32]
+        return self.by_width[width]
 
     def __call__(self, X: nd.NDArray) -> tuple:
         return self.for_width(X.shape[3])(X)
